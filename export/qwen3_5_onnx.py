@@ -1,0 +1,309 @@
+"""The Qwen3.5 text decoder written out as one ONNX graph, weights taken straight from the checkpoint.
+
+One graph serves prefill and decode: any number of new tokens T >= 1, the whole hybrid state in and out.
+
+Inputs
+  input_ids      int64 [B, T]      token ids; a negative id takes its row from ``inputs_embeds`` instead
+  inputs_embeds  float [B, E, H]   E = T (vision rows) or 1 (a zero row, text only)
+  position_ids   int64 [3, B, T]   mRoPE (t, h, w) positions; all three equal for text
+  past.{i}.conv       float [B, K-1, C]      DeltaNet layer i: last K-1 inputs of its causal conv
+  past.{i}.recurrent  float [B, Hv, dk, dv]  DeltaNet layer i: recurrent state
+  past.{i}.key/value  float [B, P, Hkv, D]   attention layer i: the P cached rows
+Outputs
+  logits              float [B, 1, V]        last position only
+  present.{i}.conv / present.{i}.recurrent   the new DeltaNet states
+  present.{i}.key/value  float [B, T, Hkv, D]  only the T new rows: the runtime appends them to its
+                                               preallocated cache, so the cache is never copied whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from onnx import TensorProto
+
+from edgekit.config import TextConfig
+from edgekit.export.graph_builder import CONTRIB_DOMAIN, GraphBuilder
+from edgekit.export.quantize import quantize_int4
+
+FLOAT = TensorProto.FLOAT
+INT64 = TensorProto.INT64
+
+# A function that returns one checkpoint tensor (as float32 numpy) by its name under the text model.
+WeightSource = Callable[[str], np.ndarray]
+
+
+@dataclass(frozen=True)
+class GraphOptions:
+    """How to lower the decoder: weights fp32 or int4, DeltaNet through contrib ops or plain ONNX."""
+
+    quant: str = "int4"  # "int4" | "fp32"
+    block_size: int = 32
+    accuracy_level: int = 4  # MatMulNBits: int8 activations (fast path on CPU)
+    contrib_ops: bool = True  # False: CausalConvWithState/LinearAttention as standard ONNX (Conv, Scan)
+
+
+def state_io_names(cfg: TextConfig) -> Iterator[tuple[str, int]]:
+    """(kind, layer) for every state tensor, in graph order."""
+    for i in range(cfg.num_layers):
+        kinds = ("conv", "recurrent") if cfg.layer_types[i] == "linear_attention" else ("key", "value")
+        for kind in kinds:
+            yield kind, i
+
+
+class DecoderWriter:
+    """Writes the graph node by node; one method per block of the architecture."""
+
+    def __init__(self, cfg: TextConfig, weights: WeightSource, g: GraphBuilder, opts: GraphOptions) -> None:
+        self.cfg, self.w, self.g, self.opts = cfg, weights, g, opts
+
+    # -- linear layers ---------------------------------------------------------------------------
+    def linear(self, x: str, name: str, weight: np.ndarray) -> str:
+        """``x @ weight.T`` for a ``[N, K]`` weight: MatMulNBits when int4, else a plain MatMul."""
+        g = self.g
+        if self.opts.quant == "fp32":
+            return g.op("MatMul", x, g.weight(f"{name}.weight_t", np.ascontiguousarray(weight.T)))
+        q = quantize_int4(weight, self.opts.block_size)
+        n, k = weight.shape
+        return g.op("MatMulNBits", x, g.weight(f"{name}.qweight", q.packed), g.weight(f"{name}.scales", q.scales),
+                    domain=CONTRIB_DOMAIN, K=k, N=n, bits=4, block_size=self.opts.block_size,
+                    accuracy_level=self.opts.accuracy_level)
+
+    def rms_norm(self, x: str, name: str, weight: np.ndarray, offset: float) -> str:
+        """Qwen3.5 RMSNorm over the last axis; decoder norms scale by (1 + w), the DeltaNet gate norm by w."""
+        scale = self.g.weight(f"{name}.scale", (weight.astype(np.float32) + offset))
+        return self.g.op("RMSNormalization", x, scale, axis=-1, epsilon=self.cfg.rms_norm_eps)
+
+    def silu(self, x: str) -> str:
+        return self.g.op("Mul", x, self.g.op("Sigmoid", x))
+
+    def split(self, x: str, sizes: list[int], axis: int = -1) -> list[str]:
+        return self.g.op("Split", x, self.g.const(sizes), axis=axis, n_out=len(sizes))
+
+    # -- the whole graph -------------------------------------------------------------------------
+    def build(self) -> None:
+        cfg, g = self.cfg, self.g
+        H = cfg.hidden_size
+        ids = g.input("input_ids", INT64, ["batch", "seq"])
+        embeds_in = g.input("inputs_embeds", FLOAT, ["batch", "embeds_seq", H])
+        positions = g.input("position_ids", INT64, [3, "batch", "seq"])
+        conv_shape = [cfg.linear_conv_kernel_dim - 1, cfg.conv_dim]
+        rec_shape = [cfg.linear_num_value_heads, cfg.linear_key_head_dim, cfg.linear_value_head_dim]
+        kv_shape = [cfg.num_key_value_heads, cfg.head_dim]
+        state_shape = {"conv": ["batch", *conv_shape], "recurrent": ["batch", *rec_shape],
+                       "key": ["batch", "past_seq", *kv_shape], "value": ["batch", "past_seq", *kv_shape]}
+        for kind, i in state_io_names(cfg):
+            g.input(f"past.{i}.{kind}", FLOAT, state_shape[kind])
+
+        hidden = self.embed(ids, embeds_in)
+        cos, sin = self.rotary(positions)
+        mask = self.causal_mask(ids, f"past.{cfg.attention_layers[0]}.key")
+        for i, layer_type in enumerate(cfg.layer_types):
+            p = f"layers.{i}"
+            normed = self.rms_norm(hidden, f"{p}.input_layernorm", self.w(f"{p}.input_layernorm.weight"), 1.0)
+            if layer_type == "linear_attention":
+                mixed, conv, rec = self.gated_deltanet(normed, i)
+                g.output(conv, f"present.{i}.conv", FLOAT, ["batch", *conv_shape])
+                g.output(rec, f"present.{i}.recurrent", FLOAT, ["batch", *rec_shape])
+            else:
+                mixed, key, value = self.attention(normed, i, cos, sin, mask)
+                g.output(key, f"present.{i}.key", FLOAT, ["batch", "seq", *kv_shape])
+                g.output(value, f"present.{i}.value", FLOAT, ["batch", "seq", *kv_shape])
+            hidden = g.op("Add", hidden, mixed)
+            normed = self.rms_norm(hidden, f"{p}.post_attention_layernorm",
+                                   self.w(f"{p}.post_attention_layernorm.weight"), 1.0)
+            hidden = g.op("Add", hidden, self.mlp(normed, p))
+
+        last = g.op("Gather", hidden, g.const(-1), axis=1)  # [B, H]: logits for the last position only
+        last = g.op("Unsqueeze", last, g.const([1]))
+        last = self.rms_norm(last, "norm", self.w("norm.weight"), 1.0)
+        g.output(self.lm_head(last), "logits", FLOAT, ["batch", 1, cfg.vocab_size])
+
+    # -- embedding and tied head -----------------------------------------------------------------
+    def embed(self, ids: str, embeds_in: str) -> str:
+        """Token rows (int4: gathered from the same packed weights the lm_head uses), or caller rows for ids < 0."""
+        g, cfg = self.g, self.cfg
+        safe_ids = g.op("Max", ids, g.const(0))
+        table = self.w("embed_tokens.weight")
+        if self.opts.quant == "fp32":
+            self._embed_fp32 = g.weight("embed_tokens.weight", table)
+            rows = g.op("Gather", self._embed_fp32, safe_ids, axis=0)
+        else:
+            q = quantize_int4(table, self.opts.block_size)
+            self._head_int4 = (g.weight("embed_tokens.qweight", q.packed), g.weight("embed_tokens.scales", q.scales))
+            scales3 = g.op("Reshape", self._head_int4[1], g.const([*q.scales.shape, 1]))
+            rows = g.op("GatherBlockQuantized", self._head_int4[0], safe_ids, scales3, domain=CONTRIB_DOMAIN,
+                        bits=4, block_size=self.opts.block_size, gather_axis=0, quantize_axis=2)
+            rows = g.op("Reshape", rows, g.const([0, 0, cfg.hidden_size]))
+        from_caller = g.op("Less", g.op("Unsqueeze", ids, g.const([-1])), g.const(0))
+        return g.op("Where", from_caller, embeds_in, rows)
+
+    def lm_head(self, x: str) -> str:
+        g, cfg = self.g, self.cfg
+        if not cfg.tie_word_embeddings:
+            return self.linear(x, "lm_head", self.w("lm_head.weight"))
+        if self.opts.quant == "fp32":
+            return g.op("MatMul", x, g.op("Transpose", self._embed_fp32, perm=[1, 0]))
+        packed, scales = self._head_int4
+        return g.op("MatMulNBits", x, packed, scales, domain=CONTRIB_DOMAIN, K=cfg.hidden_size,
+                    N=cfg.vocab_size, bits=4, block_size=self.opts.block_size,
+                    accuracy_level=self.opts.accuracy_level)
+
+    # -- positions -------------------------------------------------------------------------------
+    def rotary(self, positions: str) -> tuple[str, str]:
+        """Interleaved mRoPE: frequency j takes its position from row t, h or w by j mod 3 (within sections)."""
+        g, cfg = self.g, self.cfg
+        dim = cfg.rotary_dim
+        inv_freq = 1.0 / (cfg.rope_theta ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
+        rows = np.zeros(dim // 2, dtype=np.int64)  # which of (t, h, w) feeds each frequency
+        for axis, offset in ((1, 1), (2, 2)):
+            rows[offset: cfg.mrope_section[axis] * 3: 3] = axis
+        select = np.zeros((3, 1, 1, dim // 2), dtype=np.float32)
+        select[rows, 0, 0, np.arange(dim // 2)] = 1.0
+        pos = g.op("Unsqueeze", g.op("Cast", positions, to=FLOAT), g.const([-1]))  # [3, B, T, 1]
+        freqs = g.op("Mul", pos, g.weight("rotary.inv_freq", inv_freq.astype(np.float32)))
+        freqs = g.op("ReduceSum", g.op("Mul", freqs, g.weight("rotary.mrope_select", select)), g.const([0]),
+                     keepdims=0)  # [B, T, dim/2]
+        emb = g.op("Unsqueeze", g.op("Concat", freqs, freqs, axis=-1), g.const([2]))  # [B, T, 1, dim]
+        return g.op("Cos", emb), g.op("Sin", emb)
+
+    def causal_mask(self, ids: str, past_key: str) -> str:
+        """[T, P+T] bool: new token t (absolute P+t) sees cached rows s <= P+t."""
+        g = self.g
+        t_len = g.op("Gather", g.op("Shape", ids), g.const(1), axis=0)
+        p_len = g.op("Gather", g.op("Shape", past_key), g.const(1), axis=0)
+        total = g.op("Add", t_len, p_len)
+        rows = g.op("Add", g.op("Range", g.const(0), t_len, g.const(1)), p_len)
+        cols = g.op("Range", g.const(0), total, g.const(1))
+        return g.op("LessOrEqual", g.op("Unsqueeze", cols, g.const([0])), g.op("Unsqueeze", rows, g.const([1])))
+
+    # -- full attention --------------------------------------------------------------------------
+    def attention(self, x: str, i: int, cos: str, sin: str, mask: str) -> tuple[str, str, str]:
+        g, cfg = self.g, self.cfg
+        p = f"layers.{i}.self_attn"
+        nq, nkv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+        # q_proj interleaves [query | gate] per head; regroup rows so one Split separates them.
+        wq = self.w(f"{p}.q_proj.weight").reshape(nq, 2, d, -1)
+        fused = np.concatenate([wq[:, 0].reshape(nq * d, -1), wq[:, 1].reshape(nq * d, -1),
+                                self.w(f"{p}.k_proj.weight"), self.w(f"{p}.v_proj.weight")])
+        q, gate, k, v = self.split(self.linear(x, f"{p}.qkv_proj", fused), [nq * d, nq * d, nkv * d, nkv * d])
+        q = self.rms_norm(g.reshape(q, [0, 0, nq, d]), f"{p}.q_norm", self.w(f"{p}.q_norm.weight"), 1.0)
+        k = self.rms_norm(g.reshape(k, [0, 0, nkv, d]), f"{p}.k_norm", self.w(f"{p}.k_norm.weight"), 1.0)
+        v = g.reshape(v, [0, 0, nkv, d])
+        q, k = self.apply_rotary(q, cos, sin), self.apply_rotary(k, cos, sin)
+
+        keys = g.op("Concat", f"past.{i}.key", k, axis=1)  # [B, S, Hkv, D]
+        values = g.op("Concat", f"past.{i}.value", v, axis=1)
+        groups = nq // nkv
+        # Query head h reads KV head h // groups: view queries as [B, Hkv, groups, T, D].
+        qh = g.op("Transpose", g.reshape(q, [0, 0, nkv, groups, d]), perm=[0, 2, 3, 1, 4])
+        kh = g.op("Unsqueeze", g.op("Transpose", keys, perm=[0, 2, 3, 1]), g.const([2]))  # [B, Hkv, 1, D, S]
+        vh = g.op("Unsqueeze", g.op("Transpose", values, perm=[0, 2, 1, 3]), g.const([2]))  # [B, Hkv, 1, S, D]
+        scores = g.op("Mul", g.op("MatMul", qh, kh), g.const(d ** -0.5, np.float32))
+        scores = g.op("Where", mask, scores, g.const(-np.inf, np.float32))
+        out = g.op("MatMul", g.op("Softmax", scores, axis=-1), vh)  # [B, Hkv, groups, T, D]
+        out = g.reshape(g.op("Transpose", out, perm=[0, 3, 1, 2, 4]), [0, 0, nq * d])
+        out = g.op("Mul", out, g.op("Sigmoid", gate))
+        return self.linear(out, f"{p}.o_proj", self.w(f"{p}.o_proj.weight")), k, v
+
+    def apply_rotary(self, x: str, cos: str, sin: str) -> str:
+        """Rotate-half RoPE on the first ``rotary_dim`` channels of each head; the rest pass through."""
+        g, cfg = self.g, self.cfg
+        r, d = cfg.rotary_dim, cfg.head_dim
+        x1, x2, rest = self.split(x, [r // 2, r // 2, d - r])
+        rotated = g.op("Concat", g.op("Neg", x2), x1, axis=-1)
+        x_rot = g.op("Concat", x1, x2, axis=-1)
+        out = g.op("Add", g.op("Mul", x_rot, cos), g.op("Mul", rotated, sin))
+        return g.op("Concat", out, rest, axis=-1)
+
+    # -- Gated DeltaNet --------------------------------------------------------------------------
+    def gated_deltanet(self, x: str, i: int) -> tuple[str, str, str]:
+        g, cfg = self.g, self.cfg
+        p = f"layers.{i}.linear_attn"
+        hk, hv = cfg.linear_num_key_heads, cfg.linear_num_value_heads
+        dk, dv = cfg.linear_key_head_dim, cfg.linear_value_head_dim
+        key_dim, value_dim = hk * dk, hv * dv
+        fused = np.concatenate([self.w(f"{p}.in_proj_qkv.weight"), self.w(f"{p}.in_proj_z.weight")])
+        qkv, z = self.split(self.linear(x, f"{p}.in_proj_qkvz", fused), [cfg.conv_dim, value_dim])
+        # The small beta/decay projections stay fp32: they steer the recurrence and cost nothing.
+        ab = np.concatenate([self.w(f"{p}.in_proj_b.weight"), self.w(f"{p}.in_proj_a.weight")])
+        b, a = self.split(g.op("MatMul", x, g.weight(f"{p}.in_proj_ba.weight_t", np.ascontiguousarray(ab.T))), [hv, hv])
+
+        conv_w = self.w(f"{p}.conv1d.weight").reshape(cfg.conv_dim, 1, cfg.linear_conv_kernel_dim)
+        qkv, conv_state = self.causal_conv(qkv, f"past.{i}.conv", g.weight(f"{p}.conv1d.weight", conv_w))
+        q, k, v = self.split(qkv, [key_dim, key_dim, value_dim])
+        q = self.l2_norm(g.reshape(q, [0, 0, hk, dk]))
+        k = self.l2_norm(g.reshape(k, [0, 0, hk, dk]))
+        if hv != hk:  # grouped value heads: each q/k head serves hv // hk consecutive value heads
+            reps = hv // hk
+            q = g.reshape(g.op("Expand", g.op("Unsqueeze", q, g.const([3])), g.const([1, 1, 1, reps, 1])), [0, 0, hv, dk])
+            k = g.reshape(g.op("Expand", g.op("Unsqueeze", k, g.const([3])), g.const([1, 1, 1, reps, 1])), [0, 0, hv, dk])
+        beta = g.op("Sigmoid", b)
+        neg_a = g.weight(f"{p}.neg_A", -np.exp(self.w(f"{p}.A_log").astype(np.float32)))
+        decay = g.op("Mul", neg_a, g.op("Softplus", g.op("Add", a, g.weight(f"{p}.dt_bias", self.w(f"{p}.dt_bias")))))
+
+        core, rec_state = self.delta_rule(q, k, g.reshape(v, [0, 0, hv, dv]), decay, beta, f"past.{i}.recurrent")
+        core = self.rms_norm(g.reshape(core, [0, 0, hv, dv]), f"{p}.norm", self.w(f"{p}.norm.weight"), 0.0)
+        core = g.op("Mul", core, self.silu(g.reshape(z, [0, 0, hv, dv])))
+        out = self.linear(g.reshape(core, [0, 0, value_dim]), f"{p}.out_proj", self.w(f"{p}.out_proj.weight"))
+        return out, conv_state, rec_state
+
+    def l2_norm(self, x: str) -> str:
+        g = self.g
+        sq = g.op("ReduceSum", g.op("Mul", x, x), g.const([-1]), keepdims=1)
+        return g.op("Mul", x, g.op("Reciprocal", g.op("Sqrt", g.op("Add", sq, g.const(1e-6, np.float32)))))
+
+    def causal_conv(self, x: str, past: str, weight: str) -> tuple[str, str]:
+        """Depthwise causal conv + SiLU over [B, T, C], carrying the last K-1 inputs as state [B, K-1, C]."""
+        g, cfg = self.g, self.cfg
+        if self.opts.contrib_ops:
+            out, state = g.op("CausalConvWithState", x, weight, None, past, domain=CONTRIB_DOMAIN, n_out=2,
+                              activation="silu", channels_last=1, ndim=1)
+            return out, state
+        window = g.op("Concat", past, x, axis=1)  # [B, K-1+T, C]
+        conv = g.op("Conv", g.op("Transpose", window, perm=[0, 2, 1]), weight, group=cfg.conv_dim,
+                    kernel_shape=[cfg.linear_conv_kernel_dim])
+        state = g.op("Slice", window, g.const([-(cfg.linear_conv_kernel_dim - 1)]), g.const([2**62]), g.const([1]))
+        return self.silu(g.op("Transpose", conv, perm=[0, 2, 1])), state
+
+    def delta_rule(self, q: str, k: str, v: str, decay: str, beta: str, past: str) -> tuple[str, str]:
+        """Gated delta rule over T tokens, q/k/v as [B, T, Hv, d]; returns ([B, T, Hv*dv], new state)."""
+        g, cfg = self.g, self.cfg
+        hv, dk, dv = cfg.linear_num_value_heads, cfg.linear_key_head_dim, cfg.linear_value_head_dim
+        if self.opts.contrib_ops:
+            out, state = g.op("LinearAttention", g.reshape(q, [0, 0, hv * dk]), g.reshape(k, [0, 0, hv * dk]),
+                              g.reshape(v, [0, 0, hv * dv]), past, decay, beta, domain=CONTRIB_DOMAIN, n_out=2,
+                              q_num_heads=hv, kv_num_heads=hv, update_rule="gated_delta", scale=dk ** -0.5)
+            return out, state
+        return self.delta_rule_scan(q, k, v, decay, beta, past)
+
+    def delta_rule_scan(self, q: str, k: str, v: str, decay: str, beta: str, past: str) -> tuple[str, str]:
+        """The same recurrence in standard ONNX: a Scan over tokens (for runtimes without the contrib op)."""
+        g, cfg = self.g, self.cfg
+        dk = cfg.linear_key_head_dim
+        body = GraphBuilder(f"delta_rule_{next(g._ids)}", parent=g)
+        s = body.input("s", FLOAT, None)
+        qt, kt, vt, gt, bt = (body.input(n, FLOAT, None) for n in ("q_t", "k_t", "v_t", "g_t", "b_t"))
+        # q_t/k_t/v_t: [B, Hv, d]; g_t/b_t: [B, Hv]
+        s = body.op("Mul", s, body.op("Unsqueeze", body.op("Exp", gt), body.const([2, 3])))
+        k_row = body.op("Unsqueeze", kt, body.const([2]))  # [B, Hv, 1, dk]
+        kv_mem = body.op("MatMul", k_row, s)  # [B, Hv, 1, dv]
+        delta = body.op("Mul", body.op("Sub", body.op("Unsqueeze", vt, body.const([2])), kv_mem),
+                        body.op("Unsqueeze", bt, body.const([2, 3])))
+        s = body.op("Add", s, body.op("MatMul", body.op("Transpose", k_row, perm=[0, 1, 3, 2]), delta))
+        q_row = body.op("Mul", body.op("Unsqueeze", qt, body.const([2])), body.const(dk ** -0.5, np.float32))
+        body.output(s, "s_out", FLOAT, None)
+        body.output(body.op("Squeeze", body.op("MatMul", q_row, s), body.const([2])), "o_t", FLOAT, None)
+        graph = body.graph()
+        state, out = g.op("Scan", past, q, k, v, decay, beta, n_out=2, body=graph, num_scan_inputs=5,
+                          scan_input_axes=[1] * 5, scan_output_axes=[1])
+        return g.reshape(out, [0, 0, -1]), state
+
+    # -- MLP -------------------------------------------------------------------------------------
+    def mlp(self, x: str, p: str) -> str:
+        g, inter = self.g, self.cfg.intermediate_size
+        fused = np.concatenate([self.w(f"{p}.mlp.gate_proj.weight"), self.w(f"{p}.mlp.up_proj.weight")])
+        gate, up = self.split(self.linear(x, f"{p}.mlp.gate_up_proj", fused), [inter, inter])
+        return self.linear(g.op("Mul", self.silu(gate), up), f"{p}.mlp.down_proj", self.w(f"{p}.mlp.down_proj.weight"))
