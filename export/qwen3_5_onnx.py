@@ -83,7 +83,8 @@ class DecoderWriter:
         return self.g.op("Split", x, self.g.const(sizes), axis=axis, n_out=len(sizes))
 
     # -- the whole graph -------------------------------------------------------------------------
-    def build(self) -> None:
+    def build(self, on_layer: Callable[[int], None] | None = None) -> None:
+        """Write the whole graph; ``on_layer(i)`` is called after each decoder layer (progress)."""
         cfg, g = self.cfg, self.g
         H = cfg.hidden_size
         ids = g.input("input_ids", INT64, ["batch", "seq"])
@@ -115,6 +116,8 @@ class DecoderWriter:
             normed = self.rms_norm(hidden, f"{p}.post_attention_layernorm",
                                    self.w(f"{p}.post_attention_layernorm.weight"), 1.0)
             hidden = g.op("Add", hidden, self.mlp(normed, p))
+            if on_layer:
+                on_layer(i)
 
         last = g.op("Gather", hidden, g.const(-1), axis=1)  # [B, H]: logits for the last position only
         last = g.op("Unsqueeze", last, g.const([1]))

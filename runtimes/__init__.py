@@ -1,0 +1,30 @@
+"""The device side: runs a bundle with onnxruntime and numpy. Imports no torch and no transformers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.bundle import Bundle
+from edgekit.errors import EdgekitError
+from edgekit.runtimes.model import Model
+from edgekit.runtimes.state import HybridState
+from edgekit.tokenizer import Tokenizer
+
+
+def load(bundle_dir: str | Path, threads: int | None = None, max_context: int | None = None,
+         chunk_size: int | None = None) -> Model:
+    """Open a bundle folder and return a ``Model`` on the backend its manifest names."""
+    bundle = Bundle.open(bundle_dir)
+    backend = bundle.manifest.get("backend")
+    if backend == "onnx":
+        from edgekit.runtimes.onnx_decoder import OnnxDecoder
+
+        decoder = OnnxDecoder(bundle, threads=threads, max_context=max_context)
+    else:
+        raise EdgekitError(f"bundle backend {backend!r} is not supported by this runtime",
+                           "re-export with --format onnx")
+    tokenizer = Tokenizer.from_file(bundle.file(bundle.manifest["tokenizer"]["file"]))
+    return Model(bundle, decoder, tokenizer, chunk_size=chunk_size)
+
+
+__all__ = ["HybridState", "Model", "load"]

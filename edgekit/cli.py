@@ -1,0 +1,203 @@
+"""The ``edgekit`` command line: export, generate, chat, info, verify."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgekit.errors import EdgekitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Qwen3.5 small models as int4 bundles, run on device without torch.")
+
+
+def _fail(err: EdgekitError) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def export(
+    model: str = typer.Argument(..., help="Hub id (Qwen/Qwen3.5-0.8B), checkpoint folder, or built-in: "
+                                          "tiny-random, random-0.8b, random-2b (random weights)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Bundle folder to write."),
+    format: str = typer.Option("onnx", "--format", help="onnx (ExecuTorch is not available yet)."),
+    quant: str = typer.Option("int4", "--quant", help="int4 or fp32 (fp32 is for parity checks)."),
+    block_size: int = typer.Option(32, "--block-size", help="int4 block size: 32, 64 or 128."),
+    target: str = typer.Option("cpu", "--target", help="cpu, rpi or android: sets context/chunk defaults."),
+    max_context: Optional[int] = typer.Option(None, "--max-context", help="Context budget (tokens)."),
+    contrib_ops: bool = typer.Option(True, "--contrib-ops/--standard-ops",
+                                     help="DeltaNet via onnxruntime contrib ops, or standard ONNX only (slower)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle folder."),
+) -> None:
+    """Export a Qwen3.5 checkpoint to a bundle folder."""
+    try:
+        if format != "onnx":
+            raise EdgekitError(f"format {format!r} is not available yet", "use --format onnx")
+        from edgekit.export.onnx_export import export_onnx
+
+        bundle = export_onnx(model, out, quant=quant, block_size=block_size, target=target,
+                             contrib_ops=contrib_ops, max_context=max_context, overwrite=overwrite)
+    except EdgekitError as err:
+        _fail(err)
+    total = sum(f["bytes"] for f in bundle.manifest["files"].values())
+    typer.echo(f"wrote {out} ({total / 2**20:.1f} MiB, {quant}, target {target})")
+
+
+def _load(bundle: Path, threads: Optional[int], max_context: Optional[int]):
+    import edgekit
+
+    return edgekit.load(bundle, threads=threads, max_context=max_context)
+
+
+def _sampling(temperature, top_k, top_p, repetition_penalty, seed):
+    from edgekit.sampling import SamplingParams
+
+    return SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
+                          repetition_penalty=repetition_penalty, seed=seed)
+
+
+_T = typer.Option(0.0, "--temperature", help="0 = greedy.")
+_K = typer.Option(0, "--top-k", help="0 = off.")
+_P = typer.Option(1.0, "--top-p")
+_R = typer.Option(1.0, "--repetition-penalty")
+_S = typer.Option(None, "--seed")
+_THREADS = typer.Option(None, "--threads", help="onnxruntime intra-op threads (default: cores, at most 4).")
+_CTX = typer.Option(None, "--max-context", help="Override the bundle's context budget.")
+_THINK = typer.Option(False, "--think/--no-think", help="Let the model think first (off by default).")
+
+
+@app.command()
+def generate(
+    bundle: Path = typer.Argument(..., help="Bundle folder."),
+    prompt: str = typer.Option(..., "-p", "--prompt"),
+    max_new_tokens: int = typer.Option(128, "-n", "--max-new-tokens"),
+    raw: bool = typer.Option(False, "--raw", help="Feed the prompt as is, without the chat template."),
+    think: bool = _THINK, temperature: float = _T, top_k: int = _K, top_p: float = _P,
+    repetition_penalty: float = _R, seed: Optional[int] = _S,
+    threads: Optional[int] = _THREADS, max_context: Optional[int] = _CTX,
+) -> None:
+    """Generate a reply to one prompt, streaming tokens to stdout and speed to stderr."""
+    from edgekit.tokenizer import render_chat
+
+    try:
+        sampling = _sampling(temperature, top_k, top_p, repetition_penalty, seed)
+        model = _load(bundle, threads, max_context)
+        text = prompt if raw else render_chat([{"role": "user", "content": prompt}], enable_thinking=think)
+        _stream_reply(model, model.new_state(), model.tokenizer.encode(text), sampling, max_new_tokens)
+    except EdgekitError as err:
+        _fail(err)
+
+
+def _stream_reply(model, state, prompt_ids, sampling, max_new_tokens) -> None:
+    stream = model.tokenizer.stream(skip_special=True)
+    start = time.perf_counter()
+    first = None
+    count = 0
+    for token in model.generate(prompt_ids, state=state, sampling=sampling, max_new_tokens=max_new_tokens):
+        if first is None:
+            first = time.perf_counter()
+        count += 1
+        sys.stdout.write(stream.push(token))
+        sys.stdout.flush()
+    sys.stdout.write(stream.flush() + "\n")
+    end = time.perf_counter()
+    ttft = (first or end) - start
+    decode = f", decode {(count - 1) / (end - first):.1f} tok/s" if first and count > 1 else ""
+    typer.echo(f"[{len(prompt_ids)} prompt tokens, TTFT {ttft * 1000:.0f} ms ({len(prompt_ids) / ttft:.1f} tok/s)"
+               f"{decode}, context {state.length}/{state.max_context}]", err=True)
+
+
+@app.command()
+def chat(
+    bundle: Path = typer.Argument(..., help="Bundle folder."),
+    system: Optional[str] = typer.Option(None, "--system", help="System prompt."),
+    max_new_tokens: int = typer.Option(256, "-n", "--max-new-tokens"),
+    think: bool = _THINK, temperature: float = _T, top_k: int = _K, top_p: float = _P,
+    repetition_penalty: float = _R, seed: Optional[int] = _S,
+    threads: Optional[int] = _THREADS, max_context: Optional[int] = _CTX,
+) -> None:
+    """Chat in the terminal. The state carries over between turns: earlier turns are never recomputed."""
+    from edgekit.tokenizer import render_chat
+
+    try:
+        sampling = _sampling(temperature, top_k, top_p, repetition_penalty, seed)
+        model = _load(bundle, threads, max_context)
+        state = model.new_state()
+        pending = render_chat([{"role": "system", "content": system}], add_generation_prompt=False) if system else ""
+        typer.echo("edgekit chat: empty line or Ctrl-D to quit", err=True)
+        while True:
+            try:
+                line = input("> ")
+            except EOFError:
+                break
+            if not line.strip():
+                break
+            # The previous reply's <|im_end|> was sampled but not folded in: close that turn first.
+            text = pending + render_chat([{"role": "user", "content": line}], enable_thinking=think)
+            pending = "<|im_end|>\n"
+            _stream_reply(model, state, model.tokenizer.encode(text), sampling, max_new_tokens)
+    except EdgekitError as err:
+        _fail(err)
+
+
+@app.command()
+def info(bundle: Path = typer.Argument(..., help="Bundle folder.")) -> None:
+    """Show what a bundle holds: model, format, quantization, sizes, state and context budget."""
+    from edgekit.bundle import Bundle
+
+    try:
+        b = Bundle.open(bundle)
+    except EdgekitError as err:
+        _fail(err)
+    m, cfg = b.manifest, b.text_config
+    shapes = cfg.state_shapes()
+    fixed = 4 * len(cfg.deltanet_layers) * (_prod(shapes["conv"]) + _prod(shapes["recurrent"]))
+    per_token = 4 * 2 * len(cfg.attention_layers) * _prod(shapes["kv_row"])
+    typer.echo(f"bundle      {b.path}  (format {m['format_version']}, {m['created_by']}, id {b.digest})")
+    typer.echo(f"model       {m['source']['model']}  hidden {cfg.hidden_size}, {cfg.num_layers} layers "
+               f"({len(cfg.deltanet_layers)} DeltaNet + {len(cfg.attention_layers)} attention), vocab {cfg.vocab_size}")
+    typer.echo(f"backend     {m['backend']}, target {m['target']}, DeltaNet ops: {m['graphs']['decoder']['deltanet']}")
+    typer.echo(f"weights     {m['quantization']['weights']}"
+               + (f", block {m['quantization']['block_size']}" if m['quantization']['weights'] == 'int4' else ""))
+    typer.echo(f"state       {fixed / 2**20:.2f} MiB fixed (DeltaNet) + {per_token / 1024:.1f} KiB per token (KV)")
+    typer.echo(f"context     {m['runtime']['max_context']} tokens, prefill chunk {m['runtime']['chunk_size']}")
+    typer.echo(f"eos ids     {m['tokenizer']['eos_ids']}, chat template {m['tokenizer']['chat_template']}")
+    for name, f in m["files"].items():
+        typer.echo(f"file        {name:24s} {f['bytes'] / 2**20:9.1f} MiB  sha256 {f['sha256'][:12]}")
+
+
+def _prod(shape) -> int:
+    out = 1
+    for d in shape:
+        out *= d
+    return out
+
+
+@app.command()
+def verify(bundle: Path = typer.Argument(..., help="Bundle folder.")) -> None:
+    """Check checksums, the graph's opset, and that the graph's state matches the config."""
+    from edgekit.bundle import Bundle
+
+    try:
+        b = Bundle.open(bundle)
+        problems = b.verify_files()
+        if not problems:
+            from edgekit.runtimes.onnx_decoder import OnnxDecoder
+
+            OnnxDecoder(b, threads=1, max_context=1)  # loads the graph (opset) and checks its state I/O
+    except EdgekitError as err:
+        _fail(err)
+    if problems:
+        for p in problems:
+            typer.echo(f"FAIL {p}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"ok: {len(b.manifest['files'])} files match their checksums; graph loads; state matches the config")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,98 @@
+"""``Model``: a loaded bundle with the caller-owned state API, the same for every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from edgekit.bundle import Bundle
+from edgekit.config import TextConfig
+from edgekit.errors import EdgekitError
+from edgekit.runtimes.state import HybridState
+from edgekit.sampling import Sampler, SamplingParams
+from edgekit.tokenizer import Tokenizer
+
+
+class Decoder(Protocol):
+    """What a backend provides: fresh states and one forward over T tokens."""
+
+    backend: str
+    max_context: int
+
+    def new_state(self) -> HybridState: ...
+
+    def forward(self, state: HybridState, ids: np.ndarray, positions: np.ndarray,
+                embeds: np.ndarray | None = None) -> np.ndarray: ...
+
+
+def text_positions(start: int, count: int) -> np.ndarray:
+    """mRoPE positions for text: the three rows (t, h, w) are all the running index."""
+    return np.broadcast_to(np.arange(start, start + count, dtype=np.int64), (3, count))
+
+
+class Model:
+    """``state = model.new_state(); logits = model.prefill(state, ids); logits = model.step(state, tok)``."""
+
+    def __init__(self, bundle: Bundle, decoder: Decoder, tokenizer: Tokenizer, chunk_size: int | None = None) -> None:
+        self.bundle = bundle
+        self.decoder = decoder
+        self.tokenizer = tokenizer
+        self.chunk_size = chunk_size or bundle.manifest["runtime"]["chunk_size"]
+        self.eos_ids: list[int] = list(bundle.manifest["tokenizer"]["eos_ids"])
+
+    @property
+    def config(self) -> TextConfig:
+        return self.bundle.text_config
+
+    @property
+    def max_context(self) -> int:
+        return self.decoder.max_context
+
+    def new_state(self) -> HybridState:
+        return self.decoder.new_state()
+
+    def prefill(self, state: HybridState, ids: Sequence[int]) -> np.ndarray:
+        """Fold prompt tokens into ``state`` in chunks of ``chunk_size``; return the last logits [V]."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if len(ids) == 0:
+            raise EdgekitError("the prompt is empty", "pass at least one token")
+        if state.length + len(ids) > state.max_context:
+            raise EdgekitError(
+                f"the prompt needs {state.length + len(ids)} tokens of context but the budget is "
+                f"{state.max_context}", "shorten the prompt or load the bundle with a larger max_context")
+        logits = None
+        for start in range(0, len(ids), self.chunk_size):
+            chunk = ids[start:start + self.chunk_size]
+            logits = self.decoder.forward(state, chunk, text_positions(state.next_position, len(chunk)))
+            state.next_position += len(chunk)
+            state.tokens.extend(int(t) for t in chunk)
+        return logits
+
+    def step(self, state: HybridState, token: int) -> np.ndarray:
+        """Fold one token into ``state``; return the next logits [V]."""
+        return self.prefill(state, [token])
+
+    def generate(self, prompt_ids: Sequence[int], state: HybridState | None = None,
+                 sampling: SamplingParams | None = None, max_new_tokens: int = 256,
+                 stop_ids: Sequence[int] | None = None) -> Iterator[int]:
+        """Yield new token ids: prefill ``prompt_ids`` (onto ``state`` if given), then sample until a stop id.
+
+        The stop token is not yielded, and it is not folded into the state either; the next turn starts
+        with it (the chat template closes a turn with ``<|im_end|>``).
+        """
+        state = state if state is not None else self.new_state()
+        sampler = Sampler(sampling or SamplingParams())
+        stops = set(self.eos_ids if stop_ids is None else stop_ids)
+        history = list(state.tokens) + list(prompt_ids)
+        logits = self.prefill(state, prompt_ids)
+        for _ in range(max_new_tokens):
+            token = sampler.sample(logits, history)
+            if token in stops:
+                return
+            yield token
+            history.append(token)
+            if state.length >= state.max_context:
+                return
+            logits = self.step(state, token)

@@ -1,0 +1,64 @@
+"""The hybrid state of one sequence, owned by the caller.
+
+Qwen3.5 carries two kinds of memory: each Gated DeltaNet layer a fixed-size conv + recurrent state
+(the past folded in, it cannot be rewound), each full-attention layer a KV cache that grows by one row
+per token (it can be cut back to any length). The KV buffers are preallocated to the context budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class HybridState:
+    conv: dict[int, np.ndarray]        # DeltaNet layer -> [1, K-1, C]
+    recurrent: dict[int, np.ndarray]   # DeltaNet layer -> [1, Hv, dk, dv]
+    keys: dict[int, np.ndarray]        # attention layer -> [1, max_context, Hkv, D] (rows < length valid)
+    values: dict[int, np.ndarray]
+    length: int = 0                    # tokens folded in (valid KV rows)
+    next_position: int = 0             # next rotary position (runs ahead of length after images)
+    tokens: list[int] = field(default_factory=list)  # ids folded in so far (-1 for non-text rows)
+
+    @property
+    def max_context(self) -> int:
+        return next(iter(self.keys.values())).shape[1]
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """The arrays that define this state (KV trimmed to ``length``), by name: ``conv.0``, ``key.3``..."""
+        arrays = {}
+        for kind, layers in (("conv", self.conv), ("recurrent", self.recurrent)):
+            arrays.update({f"{kind}.{i}": a for i, a in layers.items()})
+        for kind, layers in (("key", self.keys), ("value", self.values)):
+            arrays.update({f"{kind}.{i}": a[:, : self.length] for i, a in layers.items()})
+        return arrays
+
+    @property
+    def meta_state(self) -> dict[str, int]:
+        return {"length": self.length, "next_position": self.next_position}
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes in use: the DeltaNet states plus the filled part of the KV cache."""
+        return sum(a.nbytes for a in self.state.values())
+
+    def copy(self) -> "HybridState":
+        """An independent copy (a fork): later steps on either leave the other untouched."""
+        def clone_kv(buffers: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+            out = {}
+            for i, buf in buffers.items():
+                new = np.empty_like(buf)
+                new[:, : self.length] = buf[:, : self.length]
+                out[i] = new
+            return out
+
+        return HybridState(
+            conv={i: a.copy() for i, a in self.conv.items()},
+            recurrent={i: a.copy() for i, a in self.recurrent.items()},
+            keys=clone_kv(self.keys), values=clone_kv(self.values),
+            length=self.length, next_position=self.next_position, tokens=list(self.tokens))
+
+    fork = copy
