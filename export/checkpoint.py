@@ -71,7 +71,16 @@ def random_model(config: dict[str, Any], seed: int = 0):
     return Qwen3_5ForConditionalGeneration(Qwen3_5Config(**copy.deepcopy(config))).eval()
 
 
-def _read_config(model: str) -> dict[str, Any]:
+def read_config(model: str) -> dict[str, Any]:
+    """The HF config dict of ``model``, refusing anything that is not Qwen3.5 (reads no weights)."""
+    if model in BUILTIN:
+        return builtin_config(model)
+    config = _read_hf_config(model)
+    TextConfig.from_hf(config)
+    return config
+
+
+def _read_hf_config(model: str) -> dict[str, Any]:
     folder = Path(model)
     if folder.is_dir():
         path = folder / "config.json"
@@ -110,8 +119,8 @@ def load_checkpoint(model: str, seed: int = 0) -> Checkpoint:
         text = TextConfig.from_hf(config)
         return Checkpoint(f"edgekit/{model}", config, text, text_tensors(hf_model), None, dict(GENERATION_DEFAULTS))
 
-    config = _read_config(model)
-    text = TextConfig.from_hf(config)  # refuses other model types before any weights are read
+    config = read_config(model)  # refuses other model types before any weights are read
+    text = TextConfig.from_hf(config)
     import transformers
 
     cls = (transformers.Qwen3_5ForConditionalGeneration if "text_config" in config

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 import edgekit
 from edgekit.bundle import Bundle, write_manifest
 from edgekit.errors import EdgekitError
-from edgekit.export.checkpoint import Checkpoint, load_checkpoint
+from edgekit.export.checkpoint import Checkpoint, load_checkpoint, read_config
 from edgekit.export.graph_builder import OPSET, GraphBuilder
 from edgekit.export.qwen3_5_onnx import DecoderWriter, GraphOptions, state_io_names
 from edgekit.export.tokenizer_files import build_tokenizer_json
@@ -27,7 +28,7 @@ TARGETS: dict[str, dict[str, int]] = {
 
 def _progress() -> Progress:
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                    TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=False)
+                    TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=Console(stderr=True))
 
 
 def state_spec(ck: Checkpoint) -> dict[str, Any]:
@@ -59,6 +60,7 @@ def export_onnx(model: str, out: str | Path, *, quant: str = "int4", block_size:
     if max_context:
         runtime["max_context"] = max_context
     opts = GraphOptions(quant=quant, block_size=block_size, contrib_ops=contrib_ops)
+    read_config(model)  # fail on a wrong model before any progress is shown
 
     with _progress() as bar:
         task = bar.add_task(f"loading {model}", total=None, visible=show_progress)

@@ -86,8 +86,10 @@ class Model:
         sampler = Sampler(sampling or SamplingParams())
         stops = set(self.eos_ids if stop_ids is None else stop_ids)
         history = list(state.tokens) + list(prompt_ids)
+        vocab = self.tokenizer.vocab_size  # embedding rows past the tokenizer are padding: never sample them
         logits = self.prefill(state, prompt_ids)
         for _ in range(max_new_tokens):
+            logits[vocab:] = -np.inf
             token = sampler.sample(logits, history)
             if token in stops:
                 return

@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny random Qwen3.5 checkpoints (real config structure) and bundles exported from them."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from edgekit.export.checkpoint import builtin_config, random_model  # noqa: E402
+from edgekit.export.onnx_export import export_onnx  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_hf():
+    """The transformers reference: the same random weights the built-in ``tiny-random`` exports."""
+    return random_model(builtin_config("tiny-random"), seed=0)
+
+
+def _bundle(tmp_path_factory, name: str, **kw):
+    out = tmp_path_factory.mktemp("bundles") / name
+    export_onnx("tiny-random", out, show_progress=False, **kw)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fp32_bundle(tmp_path_factory):
+    return _bundle(tmp_path_factory, "fp32", quant="fp32")
+
+
+@pytest.fixture(scope="session")
+def fp32_scan_bundle(tmp_path_factory):
+    return _bundle(tmp_path_factory, "fp32-scan", quant="fp32", contrib_ops=False)
+
+
+@pytest.fixture(scope="session")
+def int4_bundle(tmp_path_factory):
+    return _bundle(tmp_path_factory, "int4", quant="int4")
