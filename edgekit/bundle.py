@@ -7,6 +7,7 @@ template, eos ids, runtime defaults, and the sha256 of every other file in the f
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,6 @@ class Bundle:
     @property
     def digest(self) -> str:
         """A short id of this exact bundle (sha256 over the manifest's file checksums)."""
-        import hashlib
-
         files = json.dumps(self.manifest["files"], sort_keys=True).encode()
         return hashlib.sha256(files).hexdigest()[:16]
 

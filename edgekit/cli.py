@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -156,8 +157,8 @@ def info(bundle: Path = typer.Argument(..., help="Bundle folder.")) -> None:
         _fail(err)
     m, cfg = b.manifest, b.text_config
     shapes = cfg.state_shapes()
-    fixed = 4 * len(cfg.deltanet_layers) * (_prod(shapes["conv"]) + _prod(shapes["recurrent"]))
-    per_token = 4 * 2 * len(cfg.attention_layers) * _prod(shapes["kv_row"])
+    fixed = 4 * len(cfg.deltanet_layers) * (math.prod(shapes["conv"]) + math.prod(shapes["recurrent"]))
+    per_token = 4 * 2 * len(cfg.attention_layers) * math.prod(shapes["kv_row"])
     typer.echo(f"bundle      {b.path}  (format {m['format_version']}, {m['created_by']}, id {b.digest})")
     typer.echo(f"model       {m['source']['model']}  hidden {cfg.hidden_size}, {cfg.num_layers} layers "
                f"({len(cfg.deltanet_layers)} DeltaNet + {len(cfg.attention_layers)} attention), vocab {cfg.vocab_size}")
@@ -169,13 +170,6 @@ def info(bundle: Path = typer.Argument(..., help="Bundle folder.")) -> None:
     typer.echo(f"eos ids     {m['tokenizer']['eos_ids']}, chat template {m['tokenizer']['chat_template']}")
     for name, f in m["files"].items():
         typer.echo(f"file        {name:24s} {f['bytes'] / 2**20:9.1f} MiB  sha256 {f['sha256'][:12]}")
-
-
-def _prod(shape) -> int:
-    out = 1
-    for d in shape:
-        out *= d
-    return out
 
 
 @app.command()
