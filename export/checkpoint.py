@@ -12,6 +12,7 @@ import numpy as np
 
 from edgekit.config import TextConfig
 from edgekit.errors import EdgekitError
+from edgekit.export.tokenizer_files import load_checkpoint_tokenizer
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -127,7 +128,7 @@ def load_checkpoint(model: str, seed: int = 0) -> Checkpoint:
            else transformers.Qwen3_5ForCausalLM)
     hf_model = cls.from_pretrained(model, dtype="auto")
     folder = Path(model) if Path(model).is_dir() else None
-    tokenizer = folder / "tokenizer.json" if folder and (folder / "tokenizer.json").is_file() else None
+    tokenizer = load_checkpoint_tokenizer(folder) if folder else None
     generation = dict(GENERATION_DEFAULTS)
     if folder and (folder / "generation_config.json").is_file():
         generation.update(json.loads((folder / "generation_config.json").read_text()))

