@@ -81,10 +81,12 @@ class GraphBuilder:
 
     # -- nodes ----------------------------------------------------------------------------------
     def op(self, op_type: str, *inputs: str | None, out: str | None = None, n_out: int = 1,
-           domain: str = "", **attrs) -> str | list[str]:
-        """Append a node. ``None`` inputs become ONNX's empty (omitted optional) input."""
+           omit: tuple[int, ...] = (), domain: str = "", **attrs) -> str | list[str]:
+        """Append a node. ``None`` inputs become ONNX's empty (omitted optional) input; the
+        optional outputs at the indexes in ``omit`` are left unnamed, so they are never computed."""
         stem = f"{op_type}_{next(self._ids)}"
         outs = [out] if out else [f"{stem}_out{i}" if n_out > 1 else f"{stem}_out" for i in range(n_out)]
+        outs = ["" if i in omit else name for i, name in enumerate(outs)]
         if domain == CONTRIB_DOMAIN:
             self.uses_contrib = True
         self.nodes.append(helper.make_node(op_type, [i or "" for i in inputs], outs, name=stem, domain=domain, **attrs))

@@ -76,6 +76,17 @@ class DecoderWriter:
         scale = self.g.weight(f"{name}.scale", (weight.astype(np.float32) + offset))
         return self.g.op("RMSNormalization", x, scale, axis=-1, epsilon=self.cfg.rms_norm_eps)
 
+    def add_norm(self, residual: str, delta: str, name: str) -> tuple[str, str]:
+        """``residual + delta`` and its decoder RMSNorm; one fused SkipSimplifiedLayerNormalization with contrib ops."""
+        g = self.g
+        if not self.opts.contrib_ops:
+            total = g.op("Add", residual, delta)
+            return self.rms_norm(total, name, self.w(f"{name}.weight"), 1.0), total
+        gamma = g.weight(f"{name}.scale", self.w(f"{name}.weight").astype(np.float32) + 1.0)
+        normed, _, _, total = g.op("SkipSimplifiedLayerNormalization", residual, delta, gamma, n_out=4, omit=(1, 2),
+                                   domain=CONTRIB_DOMAIN, epsilon=self.cfg.rms_norm_eps)
+        return normed, total
+
     def silu(self, x: str) -> str:
         return self.g.op("Mul", x, self.g.op("Sigmoid", x))
 
@@ -98,12 +109,12 @@ class DecoderWriter:
         for kind, i in state_io_names(cfg):
             g.input(f"past.{i}.{kind}", FLOAT, state_shape[kind])
 
-        hidden = self.embed(ids, embeds_in)
+        residual = self.embed(ids, embeds_in)
         cos, sin = self.rotary(positions)
         mask = self.causal_mask(ids, f"past.{cfg.attention_layers[0]}.key")
+        normed = self.rms_norm(residual, "layers.0.input_layernorm", self.w("layers.0.input_layernorm.weight"), 1.0)
         for i, layer_type in enumerate(cfg.layer_types):
             p = f"layers.{i}"
-            normed = self.rms_norm(hidden, f"{p}.input_layernorm", self.w(f"{p}.input_layernorm.weight"), 1.0)
             if layer_type == "linear_attention":
                 mixed, conv, rec = self.gated_deltanet(normed, i)
                 g.output(conv, f"present.{i}.conv", FLOAT, ["batch", *conv_shape])
@@ -112,13 +123,16 @@ class DecoderWriter:
                 mixed, key, value = self.attention(normed, i, cos, sin, mask)
                 g.output(key, f"present.{i}.key", FLOAT, ["batch", "seq", *kv_shape])
                 g.output(value, f"present.{i}.value", FLOAT, ["batch", "seq", *kv_shape])
-            hidden = g.op("Add", hidden, mixed)
-            normed = self.rms_norm(hidden, f"{p}.post_attention_layernorm",
-                                   self.w(f"{p}.post_attention_layernorm.weight"), 1.0)
-            hidden = g.op("Add", hidden, self.mlp(normed, p))
+            normed, residual = self.add_norm(residual, mixed, f"{p}.post_attention_layernorm")
+            mlp_out = self.mlp(normed, p)
+            if i + 1 < cfg.num_layers:
+                normed, residual = self.add_norm(residual, mlp_out, f"layers.{i + 1}.input_layernorm")
+            else:
+                residual = g.op("Add", residual, mlp_out)
             if on_layer:
                 on_layer(i)
 
+        hidden = residual
         last = g.op("Gather", hidden, g.const(-1), axis=1)  # [B, H]: logits for the last position only
         last = g.op("Unsqueeze", last, g.const([1]))
         last = self.rms_norm(last, "norm", self.w("norm.weight"), 1.0)
@@ -169,8 +183,7 @@ class DecoderWriter:
         freqs = g.op("Mul", pos, g.weight("rotary.inv_freq", inv_freq.astype(np.float32)))
         freqs = g.op("ReduceSum", g.op("Mul", freqs, g.weight("rotary.mrope_select", select)), g.const([0]),
                      keepdims=0)  # [B, T, dim/2]
-        emb = g.op("Unsqueeze", g.op("Concat", freqs, freqs, axis=-1), g.const([2]))  # [B, T, 1, dim]
-        return g.op("Cos", emb), g.op("Sin", emb)
+        return g.op("Cos", freqs), g.op("Sin", freqs)
 
     def causal_mask(self, ids: str, past_key: str) -> str:
         """[T, P+T] bool: new token t (absolute P+t) sees cached rows s <= P+t."""
@@ -195,7 +208,7 @@ class DecoderWriter:
         q = self.rms_norm(g.reshape(q, [0, 0, nq, d]), f"{p}.q_norm", self.w(f"{p}.q_norm.weight"), 1.0)
         k = self.rms_norm(g.reshape(k, [0, 0, nkv, d]), f"{p}.k_norm", self.w(f"{p}.k_norm.weight"), 1.0)
         v = g.reshape(v, [0, 0, nkv, d])
-        q, k = self.apply_rotary(q, cos, sin), self.apply_rotary(k, cos, sin)
+        q, k = self.apply_rotary(q, nq, cos, sin), g.reshape(self.apply_rotary(k, nkv, cos, sin), [0, 0, nkv, d])
 
         keys = g.op("Concat", f"past.{i}.key", k, axis=1)  # [B, S, Hkv, D]
         values = g.op("Concat", f"past.{i}.value", v, axis=1)
@@ -211,15 +224,13 @@ class DecoderWriter:
         out = g.op("Mul", out, g.op("Sigmoid", gate))
         return self.linear(out, f"{p}.o_proj", self.w(f"{p}.o_proj.weight")), k, v
 
-    def apply_rotary(self, x: str, cos: str, sin: str) -> str:
-        """Rotate-half RoPE on the first ``rotary_dim`` channels of each head; the rest pass through."""
+    def apply_rotary(self, x: str, heads: int, cos: str, sin: str) -> str:
+        """Rotate-half RoPE on the first ``rotary_dim`` channels of each head of [B, T, heads, D]; returns
+        [B, T, heads*D]. ``cos``/``sin`` are per position [B, T, rotary_dim/2] (mRoPE already applied)."""
         g, cfg = self.g, self.cfg
-        r, d = cfg.rotary_dim, cfg.head_dim
-        x1, x2, rest = self.split(x, [r // 2, r // 2, d - r])
-        rotated = g.op("Concat", g.op("Neg", x2), x1, axis=-1)
-        x_rot = g.op("Concat", x1, x2, axis=-1)
-        out = g.op("Add", g.op("Mul", x_rot, cos), g.op("Mul", rotated, sin))
-        return g.op("Concat", out, rest, axis=-1)
+        packed = g.reshape(x, [0, 0, heads * cfg.head_dim])
+        return g.op("RotaryEmbedding", packed, cos, sin, num_heads=heads, rotary_embedding_dim=cfg.rotary_dim,
+                    interleaved=0)
 
     # -- Gated DeltaNet --------------------------------------------------------------------------
     def gated_deltanet(self, x: str, i: int) -> tuple[str, str, str]:
@@ -236,27 +247,43 @@ class DecoderWriter:
 
         conv_w = self.w(f"{p}.conv1d.weight").reshape(cfg.conv_dim, 1, cfg.linear_conv_kernel_dim)
         qkv, conv_state = self.causal_conv(qkv, f"past.{i}.conv", g.weight(f"{p}.conv1d.weight", conv_w))
-        q, k, v = self.split(qkv, [key_dim, key_dim, value_dim])
-        q = self.l2_norm(g.reshape(q, [0, 0, hk, dk]))
-        k = self.l2_norm(g.reshape(k, [0, 0, hk, dk]))
+        qk, v = self.split(qkv, [2 * key_dim, value_dim])
+        qk = self.l2_norm(g.reshape(qk, [0, 0, 2 * hk, dk]))  # the q heads then the k heads, in one node
         if hv != hk:  # grouped value heads: each q/k head serves hv // hk consecutive value heads
-            reps = hv // hk
-            q = g.reshape(g.op("Expand", g.op("Unsqueeze", q, g.const([3])), g.const([1, 1, 1, reps, 1])), [0, 0, hv, dk])
-            k = g.reshape(g.op("Expand", g.op("Unsqueeze", k, g.const([3])), g.const([1, 1, 1, reps, 1])), [0, 0, hv, dk])
-        beta = g.op("Sigmoid", b)
-        neg_a = g.weight(f"{p}.neg_A", -np.exp(self.w(f"{p}.A_log").astype(np.float32)))
-        decay = g.op("Mul", neg_a, g.op("Softplus", g.op("Add", a, g.weight(f"{p}.dt_bias", self.w(f"{p}.dt_bias")))))
-
-        core, rec_state = self.delta_rule(q, k, g.reshape(v, [0, 0, hv, dv]), decay, beta, f"past.{i}.recurrent")
-        core = self.rms_norm(g.reshape(core, [0, 0, hv, dv]), f"{p}.norm", self.w(f"{p}.norm.weight"), 0.0)
-        core = g.op("Mul", core, self.silu(g.reshape(z, [0, 0, hv, dv])))
-        out = self.linear(g.reshape(core, [0, 0, value_dim]), f"{p}.out_proj", self.w(f"{p}.out_proj.weight"))
+            qk = g.op("Expand", g.op("Unsqueeze", qk, g.const([3])), g.const([1, 1, 1, hv // hk, 1]))
+        q, k = self.split(g.reshape(qk, [0, 0, 2 * hv * dk]), [hv * dk, hv * dk])
+        decay, beta = self.gates(a, b, p)
+        core, rec_state = self.delta_rule(q, k, v, decay, beta, f"past.{i}.recurrent")
+        out = self.linear(self.gated_norm(core, z, p), f"{p}.out_proj", self.w(f"{p}.out_proj.weight"))
         return out, conv_state, rec_state
 
     def l2_norm(self, x: str) -> str:
+        """x * rsqrt(sum(x^2) + 1e-6) over the last axis (transformers' epsilon kept), as one RMSNorm:
+        RMSNorm(x, eps / d) / sqrt(d) is the same expression."""
+        d = self.cfg.linear_key_head_dim
+        scale = self.g.const(np.full(d, d ** -0.5), np.float32)
+        return self.g.op("RMSNormalization", x, scale, axis=-1, epsilon=1e-6 / d)
+
+    def gates(self, a: str, b: str, p: str) -> tuple[str, str]:
+        """The recurrence's per-head decay -exp(A_log) * softplus(a + dt_bias) (log space) and beta = sigmoid(b)."""
         g = self.g
-        sq = g.op("ReduceSum", g.op("Mul", x, x), g.const([-1]), keepdims=1)
-        return g.op("Mul", x, g.op("Reciprocal", g.op("Sqrt", g.op("Add", sq, g.const(1e-6, np.float32)))))
+        neg_a = g.weight(f"{p}.neg_A", -np.exp(self.w(f"{p}.A_log").astype(np.float32)))
+        dt_bias = g.weight(f"{p}.dt_bias", self.w(f"{p}.dt_bias"))
+        if self.opts.contrib_ops:
+            decay, beta = g.op("LinearAttentionGate", a, dt_bias, neg_a, b, n_out=2, domain=CONTRIB_DOMAIN)
+            return decay, beta
+        return g.op("Mul", neg_a, g.op("Softplus", g.op("Add", a, dt_bias))), g.op("Sigmoid", b)
+
+    def gated_norm(self, core: str, z: str, p: str) -> str:
+        """Per-head RMSNorm of the recurrence output times silu(z), on packed [B, T, Hv*dv]."""
+        g, cfg = self.g, self.cfg
+        hv, dv = cfg.linear_num_value_heads, cfg.linear_value_head_dim
+        weight = self.w(f"{p}.norm.weight")
+        if self.opts.contrib_ops:
+            return g.op("GatedRMSNorm", core, g.weight(f"{p}.norm.scale", weight.astype(np.float32)), z,
+                        domain=CONTRIB_DOMAIN, activation="silu", epsilon=cfg.rms_norm_eps)
+        core = self.rms_norm(g.reshape(core, [0, 0, hv, dv]), f"{p}.norm", weight, 0.0)
+        return g.reshape(g.op("Mul", core, self.silu(g.reshape(z, [0, 0, hv, dv]))), [0, 0, hv * dv])
 
     def causal_conv(self, x: str, past: str, weight: str) -> tuple[str, str]:
         """Depthwise causal conv + SiLU over [B, T, C], carrying the last K-1 inputs as state [B, K-1, C]."""
@@ -272,15 +299,15 @@ class DecoderWriter:
         return self.silu(g.op("Transpose", conv, perm=[0, 2, 1])), state
 
     def delta_rule(self, q: str, k: str, v: str, decay: str, beta: str, past: str) -> tuple[str, str]:
-        """Gated delta rule over T tokens, q/k/v as [B, T, Hv, d]; returns ([B, T, Hv*dv], new state)."""
+        """Gated delta rule over T tokens, q/k/v packed as [B, T, Hv*d]; returns ([B, T, Hv*dv], new state)."""
         g, cfg = self.g, self.cfg
         hv, dk, dv = cfg.linear_num_value_heads, cfg.linear_key_head_dim, cfg.linear_value_head_dim
         if self.opts.contrib_ops:
-            out, state = g.op("LinearAttention", g.reshape(q, [0, 0, hv * dk]), g.reshape(k, [0, 0, hv * dk]),
-                              g.reshape(v, [0, 0, hv * dv]), past, decay, beta, domain=CONTRIB_DOMAIN, n_out=2,
+            out, state = g.op("LinearAttention", q, k, v, past, decay, beta, domain=CONTRIB_DOMAIN, n_out=2,
                               q_num_heads=hv, kv_num_heads=hv, update_rule="gated_delta", scale=dk ** -0.5)
             return out, state
-        return self.delta_rule_scan(q, k, v, decay, beta, past)
+        return self.delta_rule_scan(g.reshape(q, [0, 0, hv, dk]), g.reshape(k, [0, 0, hv, dk]),
+                                    g.reshape(v, [0, 0, hv, dv]), decay, beta, past)
 
     def delta_rule_scan(self, q: str, k: str, v: str, decay: str, beta: str, past: str) -> tuple[str, str]:
         """The same recurrence in standard ONNX: a Scan over tokens (for runtimes without the contrib op)."""

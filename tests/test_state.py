@@ -15,13 +15,16 @@ def test_fork_branches_match_cold_runs(fp32_bundle):
     branches = [[5, 6, 7], [42], [9, 9, 9, 9]]
     shared = model.new_state()
     model.prefill(shared, prefix)
+    before = {name: arr.copy() for name, arr in shared.state.items()}
     for branch in branches:
         forked = shared.fork()
         warm = model.prefill(forked, branch)
         cold_state = model.new_state()
         cold = model.prefill(cold_state, prefix + branch)
         np.testing.assert_allclose(warm, cold, atol=1e-5)
-    assert shared.length == len(prefix)  # the forks left the shared prefix untouched
+    assert shared.length == len(prefix)  # the forks left the shared prefix untouched...
+    for name, arr in shared.state.items():  # ...down to every byte (the runtime recycles buffers)
+        np.testing.assert_array_equal(arr, before[name], err_msg=name)
 
 
 def test_state_reports_its_size(fp32_bundle):
