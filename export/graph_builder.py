@@ -80,12 +80,14 @@ class GraphBuilder:
         return self._consts[key]
 
     # -- nodes ----------------------------------------------------------------------------------
-    def op(self, op_type: str, *inputs: str | None, out: str | None = None, n_out: int = 1,
+    def op(self, op_type: str, *inputs: str | None, out: str | list[str | None] | None = None, n_out: int = 1,
            omit: tuple[int, ...] = (), domain: str = "", **attrs) -> str | list[str]:
-        """Append a node. ``None`` inputs become ONNX's empty (omitted optional) input; the
-        optional outputs at the indexes in ``omit`` are left unnamed, so they are never computed."""
+        """Append a node. ``None`` inputs become ONNX's empty (omitted optional) input; ``out`` names
+        outputs (a list for several; None entries get generated names); the optional outputs at the
+        indexes in ``omit`` are left unnamed, so they are never computed."""
         stem = f"{op_type}_{next(self._ids)}"
-        outs = [out] if out else [f"{stem}_out{i}" if n_out > 1 else f"{stem}_out" for i in range(n_out)]
+        names = out if isinstance(out, list) else [out] * n_out
+        outs = [name or (f"{stem}_out{i}" if n_out > 1 else f"{stem}_out") for i, name in enumerate(names)]
         outs = ["" if i in omit else name for i, name in enumerate(outs)]
         if domain == CONTRIB_DOMAIN:
             self.uses_contrib = True

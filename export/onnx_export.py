@@ -39,8 +39,7 @@ def state_spec(ck: Checkpoint) -> dict[str, Any]:
         "attention_layers": cfg.attention_layers,
         "conv": {"shape": list(shapes["conv"]), "dtype": "float32", "layout": "batch,kernel-1,channels"},
         "recurrent": {"shape": list(shapes["recurrent"]), "dtype": "float32", "layout": "batch,heads,dk,dv"},
-        "kv": {"row_shape": list(shapes["kv_row"]), "dtype": "float32", "layout": "batch,seq,kv_heads,head_dim",
-               "outputs": "new rows only"},
+        "kv": {"row_shape": list(shapes["kv_row"]), "dtype": "float32", "layout": "batch,kv_heads,seq,head_dim"},
         "names": [f"{kind}.{i}" for kind, i in state_io_names(cfg)],
     }
 
@@ -86,6 +85,7 @@ def export_onnx(model: str, out: str | Path, *, quant: str = "int4", block_size:
                 "graphs": {"decoder": {"file": "decoder.onnx", "data": "decoder.onnx.data", "opset": OPSET,
                                        "contrib_ops": graph.uses_contrib,
                                        "deltanet": "contrib" if contrib_ops else "scan",
+                                       "kv_update": "in_place" if contrib_ops else "append",
                                        "logits": "last"}},
                 "state": state_spec(ck),
                 "quantization": ({"weights": "fp32"} if quant == "fp32" else {

@@ -8,12 +8,19 @@ Inputs
   position_ids   int64 [3, B, T]   mRoPE (t, h, w) positions; all three equal for text
   past.{i}.conv       float [B, K-1, C]      DeltaNet layer i: last K-1 inputs of its causal conv
   past.{i}.recurrent  float [B, Hv, dk, dv]  DeltaNet layer i: recurrent state
-  past.{i}.key/value  float [B, P, Hkv, D]   attention layer i: the P cached rows
+  past.{i}.key/value  float [B, Hkv, S, D]   attention layer i: its KV cache (see "KV update" below)
+  past_length    int64 []          tokens already in the KV cache (in_place mode only)
 Outputs
   logits              float [B, 1, V]        last position only
   present.{i}.conv / present.{i}.recurrent   the new DeltaNet states
-  present.{i}.key/value  float [B, T, Hkv, D]  only the T new rows: the runtime appends them to its
-                                               preallocated cache, so the cache is never copied whole.
+  present.{i}.key/value  float [B, Hkv, S', D]
+
+KV update (the manifest's ``kv_update``), never a copy of the whole cache per step:
+  in_place  (contrib ops) past and present are one preallocated buffer (S = S' = the context budget,
+            the runtime binds both to the same memory); GroupQueryAttention writes the T new rows
+            after the ``past_length`` valid ones.
+  append    (standard ops) past holds the S = P valid rows, present only the S' = T new rows, which
+            the runtime writes into its preallocated cache.
 """
 
 from __future__ import annotations
@@ -103,15 +110,19 @@ class DecoderWriter:
         positions = g.input("position_ids", INT64, [3, "batch", "seq"])
         conv_shape = [cfg.linear_conv_kernel_dim - 1, cfg.conv_dim]
         rec_shape = [cfg.linear_num_value_heads, cfg.linear_key_head_dim, cfg.linear_value_head_dim]
-        kv_shape = [cfg.num_key_value_heads, cfg.head_dim]
+        kv_heads, head_dim = cfg.num_key_value_heads, cfg.head_dim
+        past_seq, new_seq = ("max_context", "max_context") if self.opts.contrib_ops else ("past_seq", "seq")
         state_shape = {"conv": ["batch", *conv_shape], "recurrent": ["batch", *rec_shape],
-                       "key": ["batch", "past_seq", *kv_shape], "value": ["batch", "past_seq", *kv_shape]}
+                       "key": ["batch", kv_heads, past_seq, head_dim], "value": ["batch", kv_heads, past_seq, head_dim]}
         for kind, i in state_io_names(cfg):
             g.input(f"past.{i}.{kind}", FLOAT, state_shape[kind])
+        if self.opts.contrib_ops:
+            g.input("past_length", INT64, [])
 
         residual = self.embed(ids, embeds_in)
         cos, sin = self.rotary(positions)
-        mask = self.causal_mask(ids, f"past.{cfg.attention_layers[0]}.key")
+        lengths = self.kv_lengths(ids) if self.opts.contrib_ops else None
+        mask = None if self.opts.contrib_ops else self.causal_mask(ids, f"past.{cfg.attention_layers[0]}.key")
         normed = self.rms_norm(residual, "layers.0.input_layernorm", self.w("layers.0.input_layernorm.weight"), 1.0)
         for i, layer_type in enumerate(cfg.layer_types):
             p = f"layers.{i}"
@@ -120,9 +131,9 @@ class DecoderWriter:
                 g.output(conv, f"present.{i}.conv", FLOAT, ["batch", *conv_shape])
                 g.output(rec, f"present.{i}.recurrent", FLOAT, ["batch", *rec_shape])
             else:
-                mixed, key, value = self.attention(normed, i, cos, sin, mask)
-                g.output(key, f"present.{i}.key", FLOAT, ["batch", "seq", *kv_shape])
-                g.output(value, f"present.{i}.value", FLOAT, ["batch", "seq", *kv_shape])
+                mixed, key, value = self.attention(normed, i, cos, sin, mask, lengths)
+                g.output(key, f"present.{i}.key", FLOAT, ["batch", kv_heads, new_seq, head_dim])
+                g.output(value, f"present.{i}.value", FLOAT, ["batch", kv_heads, new_seq, head_dim])
             normed, residual = self.add_norm(residual, mixed, f"{p}.post_attention_layernorm")
             mlp_out = self.mlp(normed, p)
             if i + 1 < cfg.num_layers:
@@ -186,17 +197,27 @@ class DecoderWriter:
         return g.op("Cos", freqs), g.op("Sin", freqs)
 
     def causal_mask(self, ids: str, past_key: str) -> str:
-        """[T, P+T] bool: new token t (absolute P+t) sees cached rows s <= P+t."""
+        """[T, P+T] bool: new token t (absolute P+t) sees cached rows s <= P+t (append mode)."""
         g = self.g
         t_len = g.op("Gather", g.op("Shape", ids), g.const(1), axis=0)
-        p_len = g.op("Gather", g.op("Shape", past_key), g.const(1), axis=0)
+        p_len = g.op("Gather", g.op("Shape", past_key), g.const(2), axis=0)
         total = g.op("Add", t_len, p_len)
         rows = g.op("Add", g.op("Range", g.const(0), t_len, g.const(1)), p_len)
         cols = g.op("Range", g.const(0), total, g.const(1))
         return g.op("LessOrEqual", g.op("Unsqueeze", cols, g.const([0])), g.op("Unsqueeze", rows, g.const([1])))
 
+    def kv_lengths(self, ids: str) -> tuple[str, str]:
+        """GroupQueryAttention's (seqlens_k [B] = total - 1, total_sequence_length []) as int32 (in_place mode)."""
+        g = self.g
+        shape = g.op("Shape", ids)
+        total = g.op("Add", "past_length", g.op("Gather", shape, g.const(1), axis=0))
+        total = g.op("Cast", total, to=TensorProto.INT32)
+        seqlens = g.op("Expand", g.op("Sub", total, g.const(1, np.int32)), g.op("Gather", shape, g.const([0]), axis=0))
+        return seqlens, total
+
     # -- full attention --------------------------------------------------------------------------
-    def attention(self, x: str, i: int, cos: str, sin: str, mask: str) -> tuple[str, str, str]:
+    def attention(self, x: str, i: int, cos: str, sin: str, mask: str | None,
+                  lengths: tuple[str, str] | None) -> tuple[str, str, str]:
         g, cfg = self.g, self.cfg
         p = f"layers.{i}.self_attn"
         nq, nkv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
@@ -207,22 +228,33 @@ class DecoderWriter:
         q, gate, k, v = self.split(self.linear(x, f"{p}.qkv_proj", fused), [nq * d, nq * d, nkv * d, nkv * d])
         q = self.rms_norm(g.reshape(q, [0, 0, nq, d]), f"{p}.q_norm", self.w(f"{p}.q_norm.weight"), 1.0)
         k = self.rms_norm(g.reshape(k, [0, 0, nkv, d]), f"{p}.k_norm", self.w(f"{p}.k_norm.weight"), 1.0)
-        v = g.reshape(v, [0, 0, nkv, d])
-        q, k = self.apply_rotary(q, nq, cos, sin), g.reshape(self.apply_rotary(k, nkv, cos, sin), [0, 0, nkv, d])
+        q, k = self.apply_rotary(q, nq, cos, sin), self.apply_rotary(k, nkv, cos, sin)  # [B, T, heads*D]
+        if lengths is not None:  # in_place: one fused kernel appends to the shared cache and attends
+            # Its present outputs are the graph outputs themselves: a renaming Identity would copy the cache.
+            out, keys, values = g.op("GroupQueryAttention", q, k, v, f"past.{i}.key", f"past.{i}.value", *lengths,
+                                     out=[None, f"present.{i}.key", f"present.{i}.value"], n_out=3,
+                                     domain=CONTRIB_DOMAIN, num_heads=nq, kv_num_heads=nkv, scale=d ** -0.5)
+            return self.gated_out(out, gate, p), keys, values
 
-        keys = g.op("Concat", f"past.{i}.key", k, axis=1)  # [B, S, Hkv, D]
-        values = g.op("Concat", f"past.{i}.value", v, axis=1)
+        k = g.op("Transpose", g.reshape(k, [0, 0, nkv, d]), perm=[0, 2, 1, 3])  # new rows [B, Hkv, T, D]
+        v = g.op("Transpose", g.reshape(v, [0, 0, nkv, d]), perm=[0, 2, 1, 3])
+        keys = g.op("Concat", f"past.{i}.key", k, axis=2)  # [B, Hkv, S, D]
+        values = g.op("Concat", f"past.{i}.value", v, axis=2)
         groups = nq // nkv
         # Query head h reads KV head h // groups: view queries as [B, Hkv, groups, T, D].
         qh = g.op("Transpose", g.reshape(q, [0, 0, nkv, groups, d]), perm=[0, 2, 3, 1, 4])
-        kh = g.op("Unsqueeze", g.op("Transpose", keys, perm=[0, 2, 3, 1]), g.const([2]))  # [B, Hkv, 1, D, S]
-        vh = g.op("Unsqueeze", g.op("Transpose", values, perm=[0, 2, 1, 3]), g.const([2]))  # [B, Hkv, 1, S, D]
+        kh = g.op("Unsqueeze", g.op("Transpose", keys, perm=[0, 1, 3, 2]), g.const([2]))  # [B, Hkv, 1, D, S]
+        vh = g.op("Unsqueeze", values, g.const([2]))  # [B, Hkv, 1, S, D]
         scores = g.op("Mul", g.op("MatMul", qh, kh), g.const(d ** -0.5, np.float32))
         scores = g.op("Where", mask, scores, g.const(-np.inf, np.float32))
         out = g.op("MatMul", g.op("Softmax", scores, axis=-1), vh)  # [B, Hkv, groups, T, D]
         out = g.reshape(g.op("Transpose", out, perm=[0, 3, 1, 2, 4]), [0, 0, nq * d])
-        out = g.op("Mul", out, g.op("Sigmoid", gate))
-        return self.linear(out, f"{p}.o_proj", self.w(f"{p}.o_proj.weight")), k, v
+        return self.gated_out(out, gate, p), k, v
+
+    def gated_out(self, out: str, gate: str, p: str) -> str:
+        """The attention output times sigmoid(gate), through o_proj."""
+        out = self.g.op("Mul", out, self.g.op("Sigmoid", gate))
+        return self.linear(out, f"{p}.o_proj", self.w(f"{p}.o_proj.weight"))
 
     def apply_rotary(self, x: str, heads: int, cos: str, sin: str) -> str:
         """Rotate-half RoPE on the first ``rotary_dim`` channels of each head of [B, T, heads, D]; returns
@@ -290,6 +322,7 @@ class DecoderWriter:
         g, cfg = self.g, self.cfg
         if self.opts.contrib_ops:
             out, state = g.op("CausalConvWithState", x, weight, None, past, domain=CONTRIB_DOMAIN, n_out=2,
+                              out=[None, past.replace("past.", "present.")],
                               activation="silu", channels_last=1, ndim=1)
             return out, state
         window = g.op("Concat", past, x, axis=1)  # [B, K-1+T, C]
@@ -304,6 +337,7 @@ class DecoderWriter:
         hv, dk, dv = cfg.linear_num_value_heads, cfg.linear_key_head_dim, cfg.linear_value_head_dim
         if self.opts.contrib_ops:
             out, state = g.op("LinearAttention", q, k, v, past, decay, beta, domain=CONTRIB_DOMAIN, n_out=2,
+                              out=[None, past.replace("past.", "present.")],
                               q_num_heads=hv, kv_num_heads=hv, update_rule="gated_delta", scale=dk ** -0.5)
             return out, state
         return self.delta_rule_scan(g.reshape(q, [0, 0, hv, dk]), g.reshape(k, [0, 0, hv, dk]),

@@ -9,7 +9,7 @@ import onnxruntime as ort
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
-from edgekit.runtimes.state import HybridState
+from edgekit.runtimes.state import HybridState, aligned_empty, aligned_zeros
 
 
 def default_threads() -> int:
@@ -38,8 +38,9 @@ class OnnxDecoder:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EdgekitError(f"onnxruntime could not load {graph} ({first[:200]})",
                                "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
-        self.output_names = [o.name for o in self.session.get_outputs()]
         self._check_io()
+        self.kv_in_place = bundle.manifest["graphs"]["decoder"]["kv_update"] == "in_place"
+        self._no_embeds = np.zeros((1, 1, self.cfg.hidden_size), np.float32)
 
     def _check_io(self) -> None:
         """The graph's state inputs must be exactly what the config says (a mismatched bundle fails here)."""
@@ -52,44 +53,75 @@ class OnnxDecoder:
                                "the bundle is mismatched: re-export it")
         shapes = {i.name: i.shape for i in self.session.get_inputs()}
         want = cfg.state_shapes()
+        key_shape = shapes[f"past.{cfg.attention_layers[0]}.key"]  # [batch, Hkv, seq, D]
         if (shapes[f"past.{cfg.deltanet_layers[0]}.recurrent"][1:] != list(want["recurrent"][1:])
-                or shapes[f"past.{cfg.attention_layers[0]}.key"][2:] != list(want["kv_row"])):
+                or [key_shape[1], key_shape[3]] != list(want["kv_row"])):
             raise EdgekitError("the decoder graph's state shapes do not match the bundle's config",
                                "the bundle is mismatched: re-export it")
 
     def new_state(self) -> HybridState:
         cfg, shapes = self.cfg, self.cfg.state_shapes()
-        kv = (1, self.max_context, *shapes["kv_row"])
+        kv_heads, head_dim = shapes["kv_row"]
+        kv = (1, kv_heads, self.max_context, head_dim)
         return HybridState(
-            conv={i: np.zeros(shapes["conv"], np.float32) for i in cfg.deltanet_layers},
-            recurrent={i: np.zeros(shapes["recurrent"], np.float32) for i in cfg.deltanet_layers},
-            keys={i: np.zeros(kv, np.float32) for i in cfg.attention_layers},
-            values={i: np.zeros(kv, np.float32) for i in cfg.attention_layers})
+            conv={i: aligned_zeros(shapes["conv"]) for i in cfg.deltanet_layers},
+            recurrent={i: aligned_zeros(shapes["recurrent"]) for i in cfg.deltanet_layers},
+            keys={i: aligned_zeros(kv) for i in cfg.attention_layers},
+            values={i: aligned_zeros(kv) for i in cfg.attention_layers})
 
     def forward(self, state: HybridState, ids: np.ndarray, positions: np.ndarray,
                 embeds: np.ndarray | None = None) -> np.ndarray:
-        """Fold ``ids`` ([T] int64; -1 rows come from ``embeds`` [T, H]) into ``state``; return logits [V]."""
+        """Fold ``ids`` ([T] int64; -1 rows come from ``embeds`` [T, H]) into ``state``; return logits [V].
+
+        Outputs are written by onnxruntime straight into their final arrays (IOBinding). With an
+        ``in_place`` graph the KV cache is bound as both past and present, so the new rows land in the
+        preallocated buffer and nothing of the cache is copied; an ``append`` graph reads the valid rows
+        and returns the new ones, which are written into the buffer here.
+        """
         t = len(ids)
         if state.length + t > state.max_context:
             raise EdgekitError(f"{state.length + t} tokens exceed the context budget of {state.max_context}",
                                "shorten the prompt or load the bundle with a larger max_context")
-        feeds = {"input_ids": ids.reshape(1, t).astype(np.int64, copy=False),
-                 "inputs_embeds": (np.zeros((1, 1, self.cfg.hidden_size), np.float32) if embeds is None
-                                   else embeds.reshape(1, t, -1).astype(np.float32, copy=False)),
-                 "position_ids": positions.reshape(3, 1, t).astype(np.int64, copy=False)}
         n = state.length
-        for i in state.conv:
-            feeds[f"past.{i}.conv"] = state.conv[i]
-            feeds[f"past.{i}.recurrent"] = state.recurrent[i]
-        for i in state.keys:
-            feeds[f"past.{i}.key"] = state.keys[i][:, :n]
-            feeds[f"past.{i}.value"] = state.values[i][:, :n]
-        outputs = dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
-        for i in state.conv:
-            state.conv[i] = outputs[f"present.{i}.conv"]
-            state.recurrent[i] = outputs[f"present.{i}.recurrent"]
-        for i in state.keys:
-            state.keys[i][:, n:n + t] = outputs[f"present.{i}.key"]
-            state.values[i][:, n:n + t] = outputs[f"present.{i}.value"]
+        bind = self.session.io_binding()
+        bind.bind_cpu_input("input_ids", np.ascontiguousarray(ids.reshape(1, t), dtype=np.int64))
+        bind.bind_cpu_input("inputs_embeds", self._no_embeds if embeds is None
+                            else np.ascontiguousarray(embeds.reshape(1, t, -1), dtype=np.float32))
+        bind.bind_cpu_input("position_ids", np.ascontiguousarray(positions.reshape(3, 1, t), dtype=np.int64))
+        logits = _bind_new(bind, "logits", (1, 1, self.cfg.vocab_size))
+        new_states = {}
+        for kind, layers in (("conv", state.conv), ("recurrent", state.recurrent)):
+            for i, array in layers.items():
+                bind.bind_cpu_input(f"past.{i}.{kind}", array)
+                new_states[kind, i] = _bind_new(bind, f"present.{i}.{kind}", array.shape)
+        new_rows = []
+        if self.kv_in_place:
+            bind.bind_cpu_input("past_length", np.array(n, dtype=np.int64))
+        for kind, layers in (("key", state.keys), ("value", state.values)):
+            for i, cache in layers.items():
+                if self.kv_in_place:
+                    bind.bind_cpu_input(f"past.{i}.{kind}", cache)
+                    _bind_out(bind, f"present.{i}.{kind}", cache)
+                else:
+                    bind.bind_cpu_input(f"past.{i}.{kind}", np.ascontiguousarray(cache[:, :, :n]))
+                    rows = _bind_new(bind, f"present.{i}.{kind}", (1, cache.shape[1], t, cache.shape[3]))
+                    new_rows.append((cache, rows))
+        self.session.run_with_iobinding(bind)
+        for (kind, i), array in new_states.items():
+            getattr(state, kind)[i] = array
+        for cache, rows in new_rows:
+            cache[:, :, n:n + t] = rows
         state.length += t
-        return outputs["logits"][0, -1]
+        return logits[0, -1]
+
+
+def _bind_out(bind: ort.IOBinding, name: str, array: np.ndarray) -> None:
+    """Let onnxruntime write output ``name`` into ``array`` (which must be C-contiguous)."""
+    bind.bind_output(name, "cpu", 0, np.float32, list(array.shape), array.ctypes.data)
+
+
+def _bind_new(bind: ort.IOBinding, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A new (64-byte aligned) array that output ``name`` will be written into."""
+    array = aligned_empty(shape)
+    _bind_out(bind, name, array)
+    return array

@@ -11,12 +11,34 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+ALIGNMENT = 64  # bytes: onnxruntime's own buffers are 64-byte aligned, its AVX-512 kernels run faster so
+
+
+def aligned_empty(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    """An uninitialised array whose data starts on a 64-byte boundary (numpy's large ones start at 16)."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + ALIGNMENT, np.uint8)
+    start = (-raw.ctypes.data) % ALIGNMENT
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def aligned_zeros(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    array = aligned_empty(shape, dtype)
+    array.fill(0)
+    return array
+
+
+def aligned_copy(array: np.ndarray) -> np.ndarray:
+    out = aligned_empty(array.shape, array.dtype)
+    out[...] = array
+    return out
+
 
 @dataclass
 class HybridState:
     conv: dict[int, np.ndarray]        # DeltaNet layer -> [1, K-1, C]
     recurrent: dict[int, np.ndarray]   # DeltaNet layer -> [1, Hv, dk, dv]
-    keys: dict[int, np.ndarray]        # attention layer -> [1, max_context, Hkv, D] (rows < length valid)
+    keys: dict[int, np.ndarray]        # attention layer -> [1, Hkv, max_context, D] (rows < length valid)
     values: dict[int, np.ndarray]
     length: int = 0                    # tokens folded in (valid KV rows)
     next_position: int = 0             # next rotary position (runs ahead of length after images)
@@ -24,7 +46,7 @@ class HybridState:
 
     @property
     def max_context(self) -> int:
-        return next(iter(self.keys.values())).shape[1]
+        return next(iter(self.keys.values())).shape[2]
 
     @property
     def state(self) -> dict[str, np.ndarray]:
@@ -33,7 +55,7 @@ class HybridState:
         for kind, layers in (("conv", self.conv), ("recurrent", self.recurrent)):
             arrays.update({f"{kind}.{i}": a for i, a in layers.items()})
         for kind, layers in (("key", self.keys), ("value", self.values)):
-            arrays.update({f"{kind}.{i}": a[:, : self.length] for i, a in layers.items()})
+            arrays.update({f"{kind}.{i}": a[:, :, : self.length] for i, a in layers.items()})
         return arrays
 
     @property
@@ -50,14 +72,14 @@ class HybridState:
         def clone_kv(buffers: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
             out = {}
             for i, buf in buffers.items():
-                new = np.empty_like(buf)
-                new[:, : self.length] = buf[:, : self.length]
+                new = aligned_empty(buf.shape, buf.dtype)
+                new[:, :, : self.length] = buf[:, :, : self.length]
                 out[i] = new
             return out
 
         return HybridState(
-            conv={i: a.copy() for i, a in self.conv.items()},
-            recurrent={i: a.copy() for i, a in self.recurrent.items()},
+            conv={i: aligned_copy(a) for i, a in self.conv.items()},
+            recurrent={i: aligned_copy(a) for i, a in self.recurrent.items()},
             keys=clone_kv(self.keys), values=clone_kv(self.values),
             length=self.length, next_position=self.next_position, tokens=list(self.tokens))
 

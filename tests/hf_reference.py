@@ -25,13 +25,13 @@ class HFRunner:
         return self.model(input_ids=torch.tensor([list(ids)])).logits[0].float().numpy()
 
     def states(self, deltanet_layers, attention_layers) -> dict[str, np.ndarray]:
-        """The cache in edgekit's layout: conv [1, K-1, C], recurrent, key/value [1, S, Hkv, D]."""
+        """The cache in edgekit's layout: conv [1, K-1, C], recurrent, key/value [1, Hkv, S, D]."""
         layers = self.cache.layers
         out = {}
         for i in deltanet_layers:
             out[f"conv.{i}"] = layers[i].conv_states[0][:, :, 1:].transpose(1, 2).numpy()
             out[f"recurrent.{i}"] = layers[i].recurrent_states[0].numpy()
         for i in attention_layers:
-            out[f"key.{i}"] = layers[i].keys.transpose(1, 2).numpy()
-            out[f"value.{i}"] = layers[i].values.transpose(1, 2).numpy()
+            out[f"key.{i}"] = layers[i].keys.numpy()
+            out[f"value.{i}"] = layers[i].values.numpy()
         return out
