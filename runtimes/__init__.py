@@ -7,6 +7,7 @@ from pathlib import Path
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
 from edgekit.runtimes.model import Model
+from edgekit.runtimes.prompt_cache import PromptCache
 from edgekit.runtimes.state import HybridState
 from edgekit.tokenizer import Tokenizer
 
@@ -27,4 +28,4 @@ def load(bundle_dir: str | Path, threads: int | None = None, max_context: int | 
     return Model(bundle, decoder, tokenizer, chunk_size=chunk_size)
 
 
-__all__ = ["HybridState", "Model", "load"]
+__all__ = ["HybridState", "Model", "PromptCache", "load"]
