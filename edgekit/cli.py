@@ -81,6 +81,8 @@ def generate(
     think: bool = _THINK, temperature: float = _T, top_k: int = _K, top_p: float = _P,
     repetition_penalty: float = _R, seed: Optional[int] = _S,
     threads: Optional[int] = _THREADS, max_context: Optional[int] = _CTX,
+    cache_file: Optional[Path] = typer.Option(None, "--cache", help="Prompt cache file (from `edgekit cache "
+                                              "save`): a prompt that starts with a cached prefix skips it."),
 ) -> None:
     """Generate a reply to one prompt, streaming tokens to stdout and speed to stderr."""
     from edgekit.tokenizer import render_chat
@@ -88,18 +90,32 @@ def generate(
     try:
         sampling = _sampling(temperature, top_k, top_p, repetition_penalty, seed)
         model = _load(bundle, threads, max_context)
+        cache = _open_cache(model, cache_file)
         text = prompt if raw else render_chat([{"role": "user", "content": prompt}], enable_thinking=think)
-        _stream_reply(model, model.new_state(), model.tokenizer.encode(text), sampling, max_new_tokens)
+        _stream_reply(model, cache, model.tokenizer.encode(text), sampling, max_new_tokens)
     except EdgekitError as err:
         _fail(err)
 
 
-def _stream_reply(model, state, prompt_ids, sampling, max_new_tokens) -> None:
+def _open_cache(model, cache_file: Optional[Path]):
+    """The prompt cache: loaded from ``cache_file`` when it exists, else a new in-memory one."""
+    from edgekit.runtimes import PromptCache
+
+    if cache_file is not None and cache_file.exists():
+        return PromptCache.load(model, cache_file)
+    return PromptCache(model)
+
+
+def _stream_reply(model, cache, prompt_ids, sampling, max_new_tokens, marks=()):
+    """Prefill through the cache, stream the reply to stdout and the speed to stderr; return the state."""
     stream = model.tokenizer.stream(skip_special=True)
     start = time.perf_counter()
+    reused = cache.hits
+    state, logits = cache.prefill(prompt_ids, marks)
+    reused = cache.hits - reused
     first = None
     count = 0
-    for token in model.generate(prompt_ids, state=state, sampling=sampling, max_new_tokens=max_new_tokens):
+    for token in model.decode(state, logits, sampling, max_new_tokens):
         if first is None:
             first = time.perf_counter()
         count += 1
@@ -109,8 +125,9 @@ def _stream_reply(model, state, prompt_ids, sampling, max_new_tokens) -> None:
     end = time.perf_counter()
     ttft = (first or end) - start
     decode = f", decode {(count - 1) / (end - first):.1f} tok/s" if first and count > 1 else ""
-    typer.echo(f"[{len(prompt_ids)} prompt tokens, TTFT {ttft * 1000:.0f} ms ({len(prompt_ids) / ttft:.1f} tok/s)"
-               f"{decode}, context {state.length}/{state.max_context}]", err=True)
+    typer.echo(f"[{len(prompt_ids)} prompt tokens, {reused} reused from the prompt cache, "
+               f"TTFT {ttft * 1000:.0f} ms{decode}, context {state.length}/{state.max_context}]", err=True)
+    return state
 
 
 @app.command()
@@ -121,15 +138,28 @@ def chat(
     think: bool = _THINK, temperature: float = _T, top_k: int = _K, top_p: float = _P,
     repetition_penalty: float = _R, seed: Optional[int] = _S,
     threads: Optional[int] = _THREADS, max_context: Optional[int] = _CTX,
+    cache_file: Optional[Path] = typer.Option(None, "--cache", help="Keep the prompt cache in this file "
+                                              "(loaded at start, saved after every turn)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the latest conversation in --cache."),
 ) -> None:
-    """Chat in the terminal. The state carries over between turns: earlier turns are never recomputed."""
+    """Chat in the terminal. Each turn resumes from a checkpoint taken after the previous reply, so
+    earlier turns are never recomputed; with --cache that survives a restart."""
     from edgekit.tokenizer import render_chat
 
     try:
         sampling = _sampling(temperature, top_k, top_p, repetition_penalty, seed)
         model = _load(bundle, threads, max_context)
-        state = model.new_state()
-        pending = render_chat([{"role": "system", "content": system}], add_generation_prompt=False) if system else ""
+        cache = _open_cache(model, cache_file)
+        if resume and cache_file is None:
+            raise EdgekitError("--resume needs --cache FILE", "pass the cache file of the conversation to resume")
+        latest = cache.latest("turn") if resume else None
+        if resume and latest is None:
+            raise EdgekitError(f"{cache_file} holds no conversation to resume", "start one without --resume")
+        history = list(latest.tokens) if latest else []
+        # A resumed conversation ends with a reply whose <|im_end|> was sampled but not folded in.
+        pending = "<|im_end|>\n" if latest else ""
+        if system and not latest:
+            pending = render_chat([{"role": "system", "content": system}], add_generation_prompt=False)
         typer.echo("edgekit chat: empty line or Ctrl-D to quit", err=True)
         while True:
             try:
@@ -138,12 +168,72 @@ def chat(
                 break
             if not line.strip():
                 break
-            # The previous reply's <|im_end|> was sampled but not folded in: close that turn first.
-            text = pending + render_chat([{"role": "user", "content": line}], enable_thinking=think)
-            pending = "<|im_end|>\n"
-            _stream_reply(model, state, model.tokenizer.encode(text), sampling, max_new_tokens)
+            opening = history + model.tokenizer.encode(pending)  # a system prompt marks a checkpoint of its own
+            marks = [(len(opening), "system")] if system and not history else []
+            turn = model.tokenizer.encode(render_chat([{"role": "user", "content": line}], enable_thinking=think))
+            state = _stream_reply(model, cache, opening + turn, sampling, max_new_tokens, marks)
+            cache.add(state, "turn")  # the next turn starts here: nothing of this one is recomputed
+            if cache_file is not None:
+                cache.save(cache_file)
+            history = list(state.tokens)
+            pending = "<|im_end|>\n"  # close the reply: its stop token was sampled, not folded in
     except EdgekitError as err:
         _fail(err)
+
+
+cache_app = typer.Typer(help="Prompt caches: precomputed prefixes saved to a file.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("save")
+def cache_save(
+    bundle: Path = typer.Argument(..., help="Bundle folder."),
+    out: Path = typer.Option(..., "-o", "--out", help="Cache file to write (.npz)."),
+    system: Optional[str] = typer.Option(None, "--system", help="System prompt to precompute."),
+    text_file: Optional[Path] = typer.Option(None, "--file", help="A document to precompute as the first "
+                                             "user turn's opening; it is closed with a blank line, after "
+                                             "which the question follows at run time."),
+    threads: Optional[int] = _THREADS, max_context: Optional[int] = _CTX,
+) -> None:
+    """Precompute a prefix (system prompt, a document) once and save it, e.g. to ship with an app."""
+    from edgekit.tokenizer import render_chat
+
+    try:
+        if not system and not text_file:
+            raise EdgekitError("nothing to precompute", "pass --system TEXT and/or --file DOC")
+        model = _load(bundle, threads, max_context)
+        text = render_chat([{"role": "system", "content": system}], add_generation_prompt=False) if system else ""
+        if text_file:
+            # The blank line is a token boundary: the question that follows cannot merge into the
+            # document's last token, so the prompt's tokens start with exactly the cached ones.
+            text += "<|im_start|>user\n" + text_file.read_text() + "\n\n"
+        cache = _open_cache(model, out)
+        ids = model.tokenizer.encode(text)
+        start = time.perf_counter()
+        cache.prefill(ids, marks=[(len(ids), "system")])
+        cache.save(out)
+    except EdgekitError as err:
+        _fail(err)
+    typer.echo(f"saved {out}: {len(ids)} tokens precomputed in {time.perf_counter() - start:.1f} s, "
+               f"{len(cache)} checkpoints, {cache.nbytes / 2**20:.1f} MiB")
+
+
+@cache_app.command("info")
+def cache_info(
+    bundle: Path = typer.Argument(..., help="Bundle folder the cache belongs to."),
+    cache_file: Path = typer.Argument(..., help="Cache file."),
+) -> None:
+    """Load a cache (checksum, bundle match) and list its checkpoints."""
+    try:
+        model = _load(bundle, 1, None)
+        cache = _open_cache(model, cache_file) if cache_file.exists() else None
+        if cache is None:
+            raise EdgekitError(f"no prompt cache at {cache_file}", "create one with `edgekit cache save`")
+    except EdgekitError as err:
+        _fail(err)
+    typer.echo(f"{cache_file}: bundle {model.bundle.digest}, {len(cache)} checkpoints, {cache.nbytes / 2**20:.1f} MiB")
+    for cp in cache.checkpoints:
+        typer.echo(f"  {cp.kind:8s} {len(cp.tokens):6d} tokens  {cp.nbytes / 2**20:7.1f} MiB")
 
 
 @app.command()

@@ -77,17 +77,25 @@ class Model:
     def generate(self, prompt_ids: Sequence[int], state: HybridState | None = None,
                  sampling: SamplingParams | None = None, max_new_tokens: int = 256,
                  stop_ids: Sequence[int] | None = None) -> Iterator[int]:
-        """Yield new token ids: prefill ``prompt_ids`` (onto ``state`` if given), then sample until a stop id.
+        """Yield new token ids: prefill ``prompt_ids`` (onto ``state`` if given), then ``decode``."""
+        state = state if state is not None else self.new_state()
+        history = list(state.tokens) + list(prompt_ids)
+        logits = self.prefill(state, prompt_ids)
+        return self.decode(state, logits, sampling, max_new_tokens, stop_ids, history)
+
+    def decode(self, state: HybridState, logits: np.ndarray, sampling: SamplingParams | None = None,
+               max_new_tokens: int = 256, stop_ids: Sequence[int] | None = None,
+               history: Sequence[int] | None = None) -> Iterator[int]:
+        """Yield tokens sampled from ``logits`` onwards, folding each into ``state``, until a stop id.
 
         The stop token is not yielded, and it is not folded into the state either; the next turn starts
-        with it (the chat template closes a turn with ``<|im_end|>``).
+        with it (the chat template closes a turn with ``<|im_end|>``). ``history`` (default: the
+        state's tokens) feeds the repetition penalty.
         """
-        state = state if state is not None else self.new_state()
         sampler = Sampler(sampling or SamplingParams())
         stops = set(self.eos_ids if stop_ids is None else stop_ids)
-        history = list(state.tokens) + list(prompt_ids)
+        history = list(state.tokens if history is None else history)
         vocab = self.tokenizer.vocab_size  # embedding rows past the tokenizer are padding: never sample them
-        logits = self.prefill(state, prompt_ids)
         for _ in range(max_new_tokens):
             logits[vocab:] = -np.inf
             token = sampler.sample(logits, history)

@@ -130,6 +130,15 @@ class PromptCache:
         self._checkpoints.append(node.checkpoint)
         self._evict()
 
+    @property
+    def checkpoints(self) -> list[Checkpoint]:
+        return list(self._checkpoints)
+
+    def latest(self, kind: str | None = None) -> Checkpoint | None:
+        """The most recently used checkpoint (of ``kind``, if given)."""
+        matching = [c for c in self._checkpoints if kind is None or c.kind == kind]
+        return max(matching, key=lambda c: c.last_used, default=None)
+
     # -- memory ------------------------------------------------------------------------------------
     @property
     def nbytes(self) -> int:
