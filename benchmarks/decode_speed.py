@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -24,7 +23,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,6 +36,7 @@ from edgekit.files import atomic_write_text
 
 # Beside this script, which puts its folder on sys.path. Neither imports torch: see random_checkpoint.py.
 from decode_worker import MARKER, genai_session_options
+from machine import machine_info, versions
 from random_checkpoint import CONTEXT_LENGTH
 
 HERE = Path(__file__).resolve().parent
@@ -56,8 +55,6 @@ GENAI_EXTRA_OPTIONS = ("shared_embeddings=true", "block_size=32", "is_symmetric=
                        "prune_lm_head=true")
 EDGEKIT_EXPORT = ("import sys; from edgekit.export.onnx_export import export_onnx; "
                   "export_onnx(sys.argv[1], sys.argv[2], quant='int4', show_progress=False)")
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni")
-PACKAGES = ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "edgekit")
 MIB = 2**20
 TOKENIZER_NOTE = ("both workers hold the same tokenizer.json in the `tokenizers` library (edgekit.load loads it; "
                   "the genai worker loads it itself because og.Tokenizer 0.18 rejects the builder's "
@@ -315,31 +312,6 @@ def greedy_agreement(outcomes: Outcomes) -> int | None:
     if len(firsts) < 2:
         return None
     return next((i for i, (a, b) in enumerate(zip(*firsts, strict=False)) if a != b), min(map(len, firsts)))
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, the SIMD flags that matter for int4 kernels, cores, memory and the load right now."""
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    flags = set(fields.get("flags", "").split())
-    return {"cpu": fields.get("model name", platform.processor()), "flags": {f: f in flags for f in CPU_FLAGS},
-            "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
-            "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
-            "platform": platform.platform(), "load_average_start": list(os.getloadavg())}
-
-
-def versions() -> dict[str, str | None]:
-    """Python and the packages whose versions decide the numbers (read from metadata: nothing is imported)."""
-    found: dict[str, str | None] = {"python": platform.python_version()}
-    for package in PACKAGES:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = None
-    return found
 
 
 def settings(cache: Cache, runs: int) -> dict[str, Any]:

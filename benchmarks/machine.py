@@ -1,0 +1,37 @@
+"""The machine and package versions a benchmark result was measured with."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni")
+PACKAGES = ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "edgekit")
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, the SIMD flags that matter for int4 kernels, cores, memory and the load right now."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    return {"cpu": fields.get("model name", platform.processor()), "flags": {f: f in flags for f in CPU_FLAGS},
+            "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+            "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+            "platform": platform.platform(), "load_average_start": list(os.getloadavg())}
+
+
+def versions() -> dict[str, str | None]:
+    """Python and the packages whose versions decide the numbers (read from metadata: nothing is imported)."""
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
