@@ -36,7 +36,7 @@ from edgekit.files import atomic_write_text
 
 # Beside this script, which puts its folder on sys.path. Neither imports torch: see random_checkpoint.py.
 from decode_worker import MARKER, genai_session_options
-from machine import machine_info, versions
+from machine import exporter_fingerprint, machine_info, versions
 from random_checkpoint import CONTEXT_LENGTH
 
 HERE = Path(__file__).resolve().parent
@@ -161,18 +161,19 @@ def export(cache: Cache, runtime: str, cmd: list[str]) -> dict[str, Any]:
 
 
 def cached_export(cache: Cache, runtime: str, reexport: bool) -> dict[str, Any]:
-    """The export record of ``runtime``, exporting first unless an export by the same command is cached.
+    """The export record of ``runtime``, exporting first unless an export by the same command and the same
+    exporter (``exporter_fingerprint``) is cached.
 
     A failed export is not cached: the next run tries again.
     """
     record_path, out, cmd = cache.record(runtime), cache.model_dir(runtime), EXPORT_COMMANDS[runtime](cache)
     if not reexport and out.is_dir() and record_path.is_file():
         record = json.loads(record_path.read_text())
-        if record["command"] == cmd:
+        if record["command"] == cmd and record.get("exporter") == exporter_fingerprint(runtime):
             return {**record, "cached": True}
     record_path.unlink(missing_ok=True)
     shutil.rmtree(out, ignore_errors=True)
-    record = export(cache, runtime, cmd)
+    record = {**export(cache, runtime, cmd), "exporter": exporter_fingerprint(runtime)}
     if "error" not in record:
         atomic_write_text(record_path, json.dumps(record, indent=2))
     return {**record, "cached": False}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 from importlib import metadata
@@ -35,3 +36,16 @@ def versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             found[package] = None
     return found
+
+
+def exporter_fingerprint(runtime: str) -> str:
+    """What decides an export's output: for edgekit, a sha256 of its exporter's sources (so a cached
+    export is redone after any exporter change); for the anchor, its package version."""
+    if runtime != "edgekit":
+        return f"onnxruntime-genai {metadata.version('onnxruntime-genai')}"
+    import edgekit.export
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(edgekit.export.__path__[0]).glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return f"edgekit exporter {digest.hexdigest()[:16]}"

@@ -25,7 +25,7 @@ import edgekit
 from edgekit.files import atomic_write_text
 from edgekit.runtimes import PromptCache
 
-from machine import machine_info, versions
+from machine import exporter_fingerprint, machine_info, versions
 
 HERE = Path(__file__).resolve().parent
 PREFIX_TOKENS, NEW_TOKENS = 2000, 20
@@ -35,12 +35,16 @@ console = Console(stderr=True)
 
 
 def bundle_for(model_name: str) -> Path:
-    """The int4 bundle of the built-in random model, exported once under benchmarks/.cache/."""
+    """The int4 bundle of the built-in random model, exported under benchmarks/.cache/ and reused
+    while the exporter is unchanged."""
     folder = HERE / ".cache" / model_name / "edgekit-builtin"
-    if not (folder / "manifest.json").is_file():
+    stamp = folder.with_name("edgekit-builtin.exporter")
+    fingerprint = exporter_fingerprint("edgekit")
+    if not (folder / "manifest.json").is_file() or not stamp.is_file() or stamp.read_text() != fingerprint:
         from edgekit.export.onnx_export import export_onnx
 
         export_onnx(model_name, folder, overwrite=True)
+        atomic_write_text(stamp, fingerprint)
     return folder
 
 
