@@ -34,6 +34,7 @@ class GraphBuilder:
         self._ids = parent._ids if parent else itertools.count()  # node names stay unique across subgraphs
         self._consts: dict[tuple, str] = {}
         self.uses_contrib = False
+        self.scope = ""  # prefixes node names ("layers.3.mlp/MatMulNBits_12"): profiles map time to modules
 
     # -- values ---------------------------------------------------------------------------------
     def input(self, name: str, elem_type: int, shape: list) -> str:
@@ -85,7 +86,7 @@ class GraphBuilder:
         """Append a node. ``None`` inputs become ONNX's empty (omitted optional) input; ``out`` names
         outputs (a list for several; None entries get generated names); the optional outputs at the
         indexes in ``omit`` are left unnamed, so they are never computed."""
-        stem = f"{op_type}_{next(self._ids)}"
+        stem = f"{self.scope}/{op_type}_{next(self._ids)}" if self.scope else f"{op_type}_{next(self._ids)}"
         names = out if isinstance(out, list) else [out] * n_out
         outs = [name or (f"{stem}_out{i}" if n_out > 1 else f"{stem}_out") for i, name in enumerate(names)]
         outs = ["" if i in omit else name for i, name in enumerate(outs)]

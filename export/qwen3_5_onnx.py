@@ -119,13 +119,16 @@ class DecoderWriter:
         if self.opts.contrib_ops:
             g.input("past_length", INT64, [])
 
+        g.scope = "embed"
         residual = self.embed(ids, embeds_in)
+        g.scope = "positions"
         cos, sin = self.rotary(positions)
         lengths = self.kv_lengths(ids) if self.opts.contrib_ops else None
         mask = None if self.opts.contrib_ops else self.causal_mask(ids, f"past.{cfg.attention_layers[0]}.key")
         normed = self.rms_norm(residual, "layers.0.input_layernorm", self.w("layers.0.input_layernorm.weight"), 1.0)
         for i, layer_type in enumerate(cfg.layer_types):
             p = f"layers.{i}"
+            g.scope = f"{p}.linear_attn" if layer_type == "linear_attention" else f"{p}.self_attn"
             if layer_type == "linear_attention":
                 mixed, conv, rec = self.gated_deltanet(normed, i)
                 g.output(conv, f"present.{i}.conv", FLOAT, ["batch", *conv_shape])
@@ -134,8 +137,11 @@ class DecoderWriter:
                 mixed, key, value = self.attention(normed, i, cos, sin, mask, lengths)
                 g.output(key, f"present.{i}.key", FLOAT, ["batch", kv_heads, new_seq, head_dim])
                 g.output(value, f"present.{i}.value", FLOAT, ["batch", kv_heads, new_seq, head_dim])
+            g.scope = f"{p}.norm"
             normed, residual = self.add_norm(residual, mixed, f"{p}.post_attention_layernorm")
+            g.scope = f"{p}.mlp"
             mlp_out = self.mlp(normed, p)
+            g.scope = f"{p}.norm"
             if i + 1 < cfg.num_layers:
                 normed, residual = self.add_norm(residual, mlp_out, f"layers.{i + 1}.input_layernorm")
             else:
@@ -144,6 +150,7 @@ class DecoderWriter:
                 on_layer(i)
 
         hidden = residual
+        g.scope = "lm_head"
         last = g.op("Gather", hidden, g.const(-1), axis=1)  # [B, H]: logits for the last position only
         last = g.op("Unsqueeze", last, g.const([1]))
         last = self.rms_norm(last, "norm", self.w("norm.weight"), 1.0)
