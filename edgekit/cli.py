@@ -283,5 +283,59 @@ def verify(bundle: Path = typer.Argument(..., help="Bundle folder.")) -> None:
     typer.echo(f"ok: {len(b.manifest['files'])} files match their checksums; graph loads; state matches the config")
 
 
+@app.command()
+def profile(
+    bundle: Path = typer.Argument(..., help="Bundle folder."),
+    out: Path = typer.Option(Path("profile"), "-o", "--out", help="Folder for profile.json/.md/.html."),
+    pp: int = typer.Option(128, "--pp", help="Prompt tokens per prefill measurement."),
+    tg: int = typer.Option(64, "--tg", help="Decode steps per measurement."),
+    depth: int = typer.Option(512, "--depth", help="Context present for the decode-at-depth measurement."),
+    reps: int = typer.Option(3, "--reps", help="Repetitions after one warm-up."),
+    threads: Optional[int] = _THREADS,
+    energy: str = typer.Option("auto", "--energy", help="auto (RAPL, battery, Pi 5 PMIC) or none."),
+) -> None:
+    """Measure a bundle on this device: speed, latency, memory, op breakdown, energy; report as JSON/MD/HTML."""
+    from rich.console import Console
+
+    from edgekit.profile_report import to_markdown, write_reports
+    from edgekit.profiling import ProfileSettings, run_profile
+
+    try:
+        if min(pp, tg, reps) < 1 or depth < 0:
+            raise EdgekitError("--pp, --tg and --reps must be at least 1 and --depth at least 0", "fix the option")
+        if energy not in ("auto", "none"):
+            raise EdgekitError(f"unknown energy source {energy!r}", "use --energy auto or --energy none")
+        console = Console(stderr=True)
+        with console.status("profiling") as status:
+            result = run_profile(bundle, ProfileSettings(pp=pp, tg=tg, depth=depth, reps=reps, threads=threads),
+                                 energy="auto" if energy == "auto" else None,
+                                 progress=lambda step: status.update(f"profiling: {step}"))
+        files = write_reports(result, out)
+    except EdgekitError as err:
+        _fail(err)
+    typer.echo(to_markdown(result))
+    typer.echo("wrote " + ", ".join(str(f) for f in files), err=True)
+
+
+@app.command("profile-compare")
+def profile_compare(a: Path = typer.Argument(..., help="profile.json"), b: Path = typer.Argument(..., help="profile.json")) -> None:
+    """Compare two profile.json files (means, and the ratio b / a)."""
+    import json
+
+    from edgekit.profile_report import compare
+
+    try:
+        results = []
+        for path in (a, b):
+            try:
+                results.append(json.loads(path.read_text()))
+            except (OSError, ValueError) as err:
+                raise EdgekitError(f"cannot read profile {path} ({type(err).__name__})",
+                                   "pass profile.json files written by `edgekit profile`") from None
+    except EdgekitError as err:
+        _fail(err)
+    typer.echo(compare(*results, names=(str(a), str(b))))
+
+
 def main() -> None:
     app()

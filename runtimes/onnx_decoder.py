@@ -22,7 +22,9 @@ class OnnxDecoder:
 
     backend = "onnx"
 
-    def __init__(self, bundle: Bundle, threads: int | None = None, max_context: int | None = None) -> None:
+    def __init__(self, bundle: Bundle, threads: int | None = None, max_context: int | None = None,
+                 profile_prefix: str | None = None) -> None:
+        """``profile_prefix``: record an onnxruntime profile (per-node times) to files with this prefix."""
         self.bundle = bundle
         self.cfg = bundle.text_config
         self.max_context = max_context or bundle.manifest["runtime"]["max_context"]
@@ -31,6 +33,9 @@ class OnnxDecoder:
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # spinning hurts on busy cores
         opts.log_severity_level = 3
+        if profile_prefix:
+            opts.enable_profiling = True
+            opts.profile_file_prefix = profile_prefix
         graph = bundle.file(bundle.manifest["graphs"]["decoder"]["file"])
         try:
             self.session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])

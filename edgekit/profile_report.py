@@ -1,0 +1,123 @@
+"""Profile results as people read them: a Markdown table, an offline HTML page with plots, a comparison."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from edgekit.files import atomic_write_text
+
+ROWS = (("load_s", "load", "s", None), ("ttft_ms", "TTFT", "ms", "mean"), ("prefill_tok_s", "prefill", "tok/s", "mean"),
+        ("decode_tok_s", "decode", "tok/s", "mean"), ("decode_at_depth_tok_s", "decode @ depth", "tok/s", "mean"))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"{value['mean']:.1f} ± {value['sd']:.1f}"
+    return f"{value:.2f}"
+
+
+def metrics(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(label, value, unit) rows shared by the Markdown and HTML views."""
+    s = result["settings"]
+    rows = []
+    for key, label, unit, _ in ROWS:
+        suffix = {"prefill_tok_s": f" (pp{s['pp']})", "decode_tok_s": f" (tg{s['tg']})",
+                  "decode_at_depth_tok_s": f" (tg{s['tg']} @ d{s['depth']})"}.get(key, "")
+        rows.append((label + suffix, _cell(result[key]), unit))
+    for q, ms in result["inter_token_ms"].items():
+        rows.append((f"inter-token latency {q}", f"{ms:.1f}", "ms"))
+    mem = result["memory"]
+    if mem["peak_rss_bytes"]:
+        rows.append(("peak RSS", f"{mem['peak_rss_bytes'] / 2**20:.0f}", "MiB"))
+    rows.append(("state", f"{mem['state_fixed_bytes'] / 2**20:.1f} MiB + {mem['kv_bytes_per_token'] / 1024:.0f} KiB/token", ""))
+    energy = result["energy"]
+    if energy["source"]:
+        rows.append(("prefill energy", _cell(energy["prefill_j_per_token"]), "J/token"))
+        rows.append(("decode energy", _cell(energy["decode_j_per_token"]), "J/token"))
+    return rows
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    b, m = result["bundle"], result["machine"]
+    lines = [f"# edgekit profile: {b['model']} ({b['quantization']}, {b['backend']})", "",
+             f"- Machine: {m['platform']}, onnxruntime {m['onnxruntime']}, edgekit {m['edgekit']}; bundle {b['id']}",
+             f"- Settings: {json.dumps(result['settings'])}",
+             f"- Energy: {result['energy']['source'] or result['energy']['note']}", "",
+             "| metric | value | unit |", "|---|---|---|"]
+    lines += [f"| {label} | {value} | {unit} |" for label, value, unit in metrics(result)]
+    lines += ["", "Decode time by model part (ms per step, onnxruntime profile):", "",
+              "| part | ms/step |", "|---|---|"]
+    lines += [f"| {part} | {ms:.2f} |" for part, ms in result["breakdown"]["ms_per_step_by_module"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _bars_svg(values: dict[str, float], unit: str, width: int = 560) -> str:
+    """A horizontal bar chart as inline SVG."""
+    top = max(values.values(), default=1.0) or 1.0
+    rows = []
+    for n, (label, value) in enumerate(values.items()):
+        y, w = 8 + n * 26, (width - 220) * value / top
+        rows.append(f'<text x="0" y="{y + 14}">{html.escape(label)}</text>'
+                    f'<rect x="120" y="{y}" width="{w:.1f}" height="18" fill="#4c78a8"/>'
+                    f'<text x="{126 + w:.1f}" y="{y + 14}">{value:.2f} {unit}</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{16 + 26 * len(values)}" '
+            f'font-family="sans-serif" font-size="12">{"".join(rows)}</svg>')
+
+
+def _line_svg(series: list[float], unit: str, width: int = 560, height: int = 180) -> str:
+    """A line chart of ``series`` over its index as inline SVG (y from 0 to the maximum)."""
+    top = max(series, default=1.0) or 1.0
+    step = (width - 60) / max(len(series) - 1, 1)
+    points = " ".join(f"{50 + i * step:.1f},{height - 20 - (height - 40) * v / top:.1f}" for i, v in enumerate(series))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+            f'font-size="12"><polyline points="{points}" fill="none" stroke="#e45756" stroke-width="1.5"/>'
+            f'<line x1="50" y1="{height - 20}" x2="{width - 10}" y2="{height - 20}" stroke="#888"/>'
+            f'<text x="0" y="24">{top:.1f} {unit}</text><text x="0" y="{height - 20}">0</text>'
+            f'<text x="{width / 2:.0f}" y="{height - 4}">decode step</text></svg>')
+
+
+def to_html(result: dict[str, Any]) -> str:
+    """One self-contained page (no scripts, no network): the table and the plots."""
+    rows = "".join(f"<tr><td>{html.escape(label)}</td><td>{html.escape(value)}</td><td>{unit}</td></tr>"
+                   for label, value, unit in metrics(result))
+    energy = result["energy"]
+    energy_part = (_bars_svg({"prefill": energy["prefill_j_per_token"]["mean"],
+                              "decode": energy["decode_j_per_token"]["mean"]}, "J/token")
+                   if energy["source"] else f"<p>{html.escape(energy['note'])}</p>")
+    title = html.escape(f"edgekit profile: {result['bundle']['model']}")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;max-width:820px;margin:2em auto}}td{{padding:2px 12px}}
+tr:nth-child(even){{background:#f3f3f3}}</style></head><body>
+<h1>{title}</h1>
+<p>{html.escape(result['machine']['platform'])} · onnxruntime {result['machine']['onnxruntime']} ·
+bundle {result['bundle']['id']} ({html.escape(result['bundle']['quantization'])})</p>
+<table id="metrics">{rows}</table>
+<h2>Latency over time</h2>{_line_svg(result['inter_token_series_ms'], 'ms')}
+<h2>Where decode time goes</h2>{_bars_svg(result['breakdown']['ms_per_step_by_module'], 'ms')}
+<h2>Energy per token</h2>{energy_part}
+</body></html>
+"""
+
+
+def write_reports(result: dict[str, Any], out_dir: Path) -> list[Path]:
+    """``profile.json``, ``profile.md`` and ``profile.html`` in ``out_dir``, each written atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"profile.json": json.dumps(result, indent=2) + "\n", "profile.md": to_markdown(result),
+             "profile.html": to_html(result)}
+    for name, text in files.items():
+        atomic_write_text(out_dir / name, text)
+    return [out_dir / name for name in files]
+
+
+def compare(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = ("a", "b")) -> str:
+    """A Markdown table of two profiles' means with the ratio b / a."""
+    lines = [f"| metric | {names[0]} | {names[1]} | {names[1]} / {names[0]} |", "|---|---|---|---|"]
+    for key, label, unit, field in ROWS:
+        va = a[key][field] if field else a[key]
+        vb = b[key][field] if field else b[key]
+        lines.append(f"| {label} ({unit}) | {va:.2f} | {vb:.2f} | {vb / va:.2f} |")
+    return "\n".join(lines) + "\n"

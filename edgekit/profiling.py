@@ -1,0 +1,236 @@
+"""``edgekit profile``: one fixed protocol that measures a bundle on the device it runs on.
+
+Load time, time to first token, prefill and decode speed (mean and sd over repetitions, like
+llama-bench), decode speed at a depth, inter-token latency percentiles, peak memory, state size, where
+decode time goes (onnxruntime's per-node profile mapped to DeltaNet / attention / MLP / lm_head), and
+energy per token when the device has an energy source. With none, the result says so.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import edgekit
+from edgekit.energy import EnergySource, Reading, average_power, baseline_subtracted, detect, energy_between
+
+MODULES = (("linear_attn", "DeltaNet"), ("self_attn", "attention"), ("mlp", "MLP"), ("lm_head", "lm_head"),
+           ("embed", "embedding"), ("norm", "norms"), ("positions", "positions"))
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    pp: int = 128            # prompt tokens per prefill measurement
+    tg: int = 64             # decode steps per measurement
+    depth: int = 512         # context already present for the "@ depth" decode measurement
+    reps: int = 3            # repetitions after one warm-up
+    threads: int | None = None
+    breakdown_steps: int = 16  # decode steps recorded with onnxruntime's profiler
+    idle_s: float = 2.0      # idle baseline for energy
+    seed: int = 0
+
+
+class EnergySampler:
+    """Reads ``source`` every ``period`` seconds in a thread while a phase runs."""
+
+    def __init__(self, source: EnergySource, period: float = 0.1) -> None:
+        self.source, self.period = source, period
+        self.samples: list[Reading] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(self.source.read())
+            self._stop.wait(self.period)
+
+    def __enter__(self) -> "EnergySampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(self.source.read())
+
+
+def _phase(source: EnergySource | None, work: Callable[[], Any]) -> tuple[Any, float, list[Reading]]:
+    """Run ``work``; return its result, its seconds and the energy samples taken meanwhile."""
+    start = time.perf_counter()
+    if source is None:
+        return work(), time.perf_counter() - start, []
+    with EnergySampler(source) as sampler:
+        result = work()
+    return result, time.perf_counter() - start, sampler.samples
+
+
+def _mean_sd(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "n": len(values)}
+
+
+def peak_rss_bytes() -> int | None:
+    """This process's peak resident memory (Linux ``VmHWM``), or None where it cannot be read."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def module_of(node_name: str) -> str:
+    """The model part a graph node belongs to, from its scope (``layers.3.mlp/MatMulNBits_12``)."""
+    scope = node_name.split("/")[0]
+    for key, label in MODULES:
+        if key in scope:
+            return label
+    return "other"
+
+
+def op_breakdown(profile_file: Path, steps: int, top_k: int = 8) -> dict[str, Any]:
+    """ms per decode step by model part and the top op types, from an onnxruntime profile file."""
+    by_module: dict[str, float] = defaultdict(float)
+    by_op: dict[str, float] = defaultdict(float)
+    for event in json.loads(profile_file.read_text()):
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            ms = event["dur"] / 1000 / steps
+            by_module[module_of(event["name"])] += ms
+            by_op[event["args"]["op_name"]] += ms
+    ordered = lambda d: dict(sorted(d.items(), key=lambda kv: -kv[1]))  # noqa: E731
+    return {"ms_per_step_by_module": ordered(by_module),
+            "ms_per_step_top_ops": dict(list(ordered(by_op).items())[:top_k])}
+
+
+def _breakdown(bundle_dir: Path, settings: ProfileSettings, prompt: list[int]) -> dict[str, Any]:
+    from edgekit.runtimes.onnx_decoder import OnnxDecoder
+
+    model = edgekit.load(bundle_dir, threads=settings.threads, max_context=settings.pp + settings.breakdown_steps + 8)
+    with tempfile.TemporaryDirectory() as tmp:
+        state = model.new_state()
+        token = int(np.argmax(model.prefill(state, prompt)))
+        model.decoder = OnnxDecoder(model.bundle, threads=settings.threads, max_context=model.max_context,
+                                    profile_prefix=str(Path(tmp) / "ort"))
+        for _ in range(settings.breakdown_steps):
+            token = int(np.argmax(model.step(state, token)))
+        return op_breakdown(Path(model.decoder.session.end_profiling()), settings.breakdown_steps)
+
+
+def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSettings(),
+                energy: EnergySource | None | str = "auto",
+                progress: Callable[[str], None] = lambda step: None) -> dict[str, Any]:
+    """Measure ``bundle_dir`` with the fixed protocol; ``energy``: a source, None, or "auto" (``detect``)."""
+    bundle_dir = Path(bundle_dir)
+    source = detect() if energy == "auto" else energy
+    rng = np.random.default_rng(settings.seed)
+    prompt = rng.integers(0, 248_000, settings.pp).tolist()
+    context = settings.depth + settings.pp + settings.tg + 8
+
+    progress("loading")
+    start = time.perf_counter()
+    model = edgekit.load(bundle_dir, threads=settings.threads, max_context=context)
+    load_s = time.perf_counter() - start
+
+    progress("warm-up")
+    warm = model.new_state()
+    model.prefill(warm, prompt[:16])
+    for _ in range(4):
+        model.step(warm, 1)
+
+    idle = None
+    if source is not None:
+        progress("idle baseline")
+        _, idle_s, idle_samples = _phase(source, lambda: time.sleep(settings.idle_s))
+        idle = average_power(idle_samples)
+
+    pp_rates, tg_rates, ttfts, itl_ms, pp_joules, tg_joules = [], [], [], [], [], []
+    for rep in range(settings.reps):
+        progress(f"repetition {rep + 1}/{settings.reps}")
+        state = model.new_state()
+
+        def prefill_and_first():
+            return int(np.argmax(model.prefill(state, prompt)))
+
+        token, pp_s, pp_samples = _phase(source, prefill_and_first)
+        pp_rates.append(settings.pp / pp_s)
+        ttfts.append(pp_s * 1000)
+        steps: list[float] = []
+
+        def decode():
+            nonlocal token
+            for _ in range(settings.tg):
+                t = time.perf_counter()
+                token = int(np.argmax(model.step(state, token)))
+                steps.append((time.perf_counter() - t) * 1000)
+
+        _, tg_s, tg_samples = _phase(source, decode)
+        tg_rates.append(settings.tg / tg_s)
+        itl_ms.extend(steps)
+        if source is not None:
+            pp_joules.append(baseline_subtracted(energy_between(pp_samples), pp_s, idle) / settings.pp)
+            tg_joules.append(baseline_subtracted(energy_between(tg_samples), tg_s, idle) / settings.tg)
+
+    progress(f"decode at depth {settings.depth}")
+    deep = model.new_state()
+    model.prefill(deep, rng.integers(0, 248_000, settings.depth).tolist())
+    depth_rates = []
+    for _ in range(settings.reps):
+        branch = deep.fork()
+        start = time.perf_counter()
+        for _ in range(settings.tg):
+            model.step(branch, 1)
+        depth_rates.append(settings.tg / (time.perf_counter() - start))
+
+    progress("op breakdown")
+    breakdown = _breakdown(bundle_dir, settings, prompt)
+    cfg = model.config
+    shapes = cfg.state_shapes()
+    per_token_kv = 4 * 2 * len(cfg.attention_layers) * int(np.prod(shapes["kv_row"]))
+    fixed = 4 * len(cfg.deltanet_layers) * (int(np.prod(shapes["conv"])) + int(np.prod(shapes["recurrent"])))
+    return {
+        "edgekit_profile": 1,
+        "bundle": {"path": str(bundle_dir), "id": model.bundle.digest, "model": model.bundle.manifest["source"]["model"],
+                   "backend": model.decoder.backend, "quantization": model.bundle.manifest["quantization"]["weights"]},
+        "machine": {"platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
+                    "python": platform.python_version(), "onnxruntime": _version("onnxruntime"),
+                    "edgekit": edgekit.__version__},
+        "settings": asdict(settings),
+        "load_s": load_s,
+        "ttft_ms": _mean_sd(ttfts),
+        "prefill_tok_s": _mean_sd(pp_rates),
+        "decode_tok_s": _mean_sd(tg_rates),
+        "decode_at_depth_tok_s": _mean_sd(depth_rates),
+        "inter_token_ms": {f"p{q}": float(np.percentile(itl_ms, q)) for q in (50, 90, 99)},
+        "inter_token_series_ms": itl_ms,
+        "memory": {"peak_rss_bytes": peak_rss_bytes(), "state_fixed_bytes": fixed, "kv_bytes_per_token": per_token_kv},
+        "breakdown": breakdown,
+        "energy": _energy_summary(source, idle, pp_joules, tg_joules),
+    }
+
+
+def _energy_summary(source: EnergySource | None, idle_w: float | None, pp_j: list[float], tg_j: list[float]) -> dict:
+    if source is None:
+        return {"source": None, "note": "no energy source found on this device: energy was not measured"}
+    return {"source": source.name, "idle_w": idle_w, "prefill_j_per_token": _mean_sd(pp_j),
+            "decode_j_per_token": _mean_sd(tg_j), "note": "idle baseline subtracted"}
+
+
+def _version(package: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
