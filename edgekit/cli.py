@@ -293,6 +293,7 @@ def profile(
     reps: int = typer.Option(3, "--reps", help="Repetitions after one warm-up."),
     threads: Optional[int] = _THREADS,
     energy: str = typer.Option("auto", "--energy", help="auto (RAPL, battery, Pi 5 PMIC) or none."),
+    soak: Optional[str] = typer.Option(None, "--soak", help="Thermal soak after the protocol: 90s, 10m, 1h."),
 ) -> None:
     """Measure a bundle on this device: speed, latency, memory, op breakdown, energy; report as JSON/MD/HTML."""
     from rich.console import Console
@@ -306,8 +307,10 @@ def profile(
         if energy not in ("auto", "none"):
             raise EdgekitError(f"unknown energy source {energy!r}", "use --energy auto or --energy none")
         console = Console(stderr=True)
+        settings = ProfileSettings(pp=pp, tg=tg, depth=depth, reps=reps, threads=threads,
+                                   soak_s=parse_duration(soak) if soak else 0.0)
         with console.status("profiling") as status:
-            result = run_profile(bundle, ProfileSettings(pp=pp, tg=tg, depth=depth, reps=reps, threads=threads),
+            result = run_profile(bundle, settings,
                                  energy="auto" if energy == "auto" else None,
                                  progress=lambda step: status.update(f"profiling: {step}"))
         files = write_reports(result, out)
@@ -315,6 +318,19 @@ def profile(
         _fail(err)
     typer.echo(to_markdown(result))
     typer.echo("wrote " + ", ".join(str(f) for f in files), err=True)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``10m`` or ``1h``."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise EdgekitError(f"cannot read the duration {text!r}", "write it like 90s, 10m or 1h")
+    return seconds
 
 
 @app.command("profile-compare")

@@ -62,7 +62,7 @@ def run_command(argv: list[str]) -> str:
     return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=10).stdout
 
 
-def _run(runner: Runner, argv: list[str], fix: str) -> str:
+def run_tool(runner: Runner, argv: list[str], fix: str) -> str:
     """``runner(argv)``, with any failure turned into a one-line ``EdgekitError``."""
     command = " ".join(argv)
     try:
@@ -219,7 +219,7 @@ class PiPmicSource(_Source):
         self.runner = runner
 
     def read(self) -> Reading:
-        out = _run(self.runner, ["vcgencmd", "pmic_read_adc"], "this needs a Raspberry Pi 5 with `vcgencmd`")
+        out = run_tool(self.runner, ["vcgencmd", "pmic_read_adc"], "this needs a Raspberry Pi 5 with `vcgencmd`")
         t = time.monotonic()
         amps: dict[str, float] = {}
         volts: dict[str, float] = {}
@@ -243,7 +243,7 @@ class AdbBatterySource(_Source):
 
     def _adb(self, *args: str) -> str:
         argv = ["adb", *(["-s", self.serial] if self.serial else []), *args]
-        return _run(self.runner, argv, "connect the phone with USB debugging on; `adb devices` must list it")
+        return run_tool(self.runner, argv, "connect the phone with USB debugging on; `adb devices` must list it")
 
     def read(self) -> Reading:
         out = self._adb("shell", "cat", f"{_ANDROID_SUPPLY}/current_now", f"{_ANDROID_SUPPLY}/voltage_now")
@@ -291,7 +291,7 @@ class CommandSource(_Source):
         self.runner = runner
 
     def read(self) -> Reading:
-        out = _run(self.runner, self.argv, "check the energy command").strip()
+        out = run_tool(self.runner, self.argv, "check the energy command").strip()
         t = time.monotonic()
         is_energy = out.startswith("energy_j=")
         try:

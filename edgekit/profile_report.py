@@ -51,7 +51,23 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines += ["", "Decode time by model part (ms per step, onnxruntime profile):", "",
               "| part | ms/step |", "|---|---|"]
     lines += [f"| {part} | {ms:.2f} |" for part, ms in result["breakdown"]["ms_per_step_by_module"].items()]
+    soak = result.get("soak")
+    if soak:
+        temp = soak["max_temperature_c"]
+        lines += ["", f"Soak: {len(soak['windows'])} windows, tok/s first/last {soak['tok_s_first_over_last']:.2f}, "
+                      f"max temperature {f'{temp:.1f} °C' if temp is not None else 'not reported by this device'}, "
+                      f"throttling seen: {', '.join(soak['throttling_seen']) or 'none'}"]
     return "\n".join(lines) + "\n"
+
+
+def _soak_html(soak: dict[str, Any] | None) -> str:
+    if not soak:
+        return ""
+    temps = [max(w["temperatures_c"].values()) for w in soak["windows"] if w["temperatures_c"]]
+    part = f"<h2>Soak: decode speed over time</h2>{_line_svg([w['tok_s'] for w in soak['windows']], 'tok/s', 'window')}"
+    if temps:
+        part += f"<h2>Soak: temperature over time</h2>{_line_svg(temps, '°C', 'window')}"
+    return part + f"<p>Throttling seen: {html.escape(', '.join(soak['throttling_seen']) or 'none')}</p>"
 
 
 def _bars_svg(values: dict[str, float], unit: str, width: int = 560) -> str:
@@ -67,7 +83,8 @@ def _bars_svg(values: dict[str, float], unit: str, width: int = 560) -> str:
             f'font-family="sans-serif" font-size="12">{"".join(rows)}</svg>')
 
 
-def _line_svg(series: list[float], unit: str, width: int = 560, height: int = 180) -> str:
+def _line_svg(series: list[float], unit: str, x_label: str = "decode step", width: int = 560,
+              height: int = 180) -> str:
     """A line chart of ``series`` over its index as inline SVG (y from 0 to the maximum)."""
     top = max(series, default=1.0) or 1.0
     step = (width - 60) / max(len(series) - 1, 1)
@@ -76,7 +93,7 @@ def _line_svg(series: list[float], unit: str, width: int = 560, height: int = 18
             f'font-size="12"><polyline points="{points}" fill="none" stroke="#e45756" stroke-width="1.5"/>'
             f'<line x1="50" y1="{height - 20}" x2="{width - 10}" y2="{height - 20}" stroke="#888"/>'
             f'<text x="0" y="24">{top:.1f} {unit}</text><text x="0" y="{height - 20}">0</text>'
-            f'<text x="{width / 2:.0f}" y="{height - 4}">decode step</text></svg>')
+            f'<text x="{width / 2:.0f}" y="{height - 4}">{x_label}</text></svg>')
 
 
 def to_html(result: dict[str, Any]) -> str:
@@ -99,6 +116,7 @@ bundle {result['bundle']['id']} ({html.escape(result['bundle']['quantization'])}
 <h2>Latency over time</h2>{_line_svg(result['inter_token_series_ms'], 'ms')}
 <h2>Where decode time goes</h2>{_bars_svg(result['breakdown']['ms_per_step_by_module'], 'ms')}
 <h2>Energy per token</h2>{energy_part}
+{_soak_html(result.get("soak"))}
 </body></html>
 """
 

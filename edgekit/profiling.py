@@ -24,6 +24,7 @@ import numpy as np
 
 import edgekit
 from edgekit.energy import EnergySource, Reading, average_power, baseline_subtracted, detect, energy_between
+from edgekit.thermal import ThermalReader
 
 MODULES = (("linear_attn", "DeltaNet"), ("self_attn", "attention"), ("mlp", "MLP"), ("lm_head", "lm_head"),
            ("embed", "embedding"), ("norm", "norms"), ("positions", "positions"))
@@ -39,6 +40,8 @@ class ProfileSettings:
     breakdown_steps: int = 16  # decode steps recorded with onnxruntime's profiler
     idle_s: float = 2.0      # idle baseline for energy
     seed: int = 0
+    soak_s: float = 0.0      # thermal soak: keep decoding this long, sampling speed and temperature
+    soak_window_s: float = 5.0
 
 
 class EnergySampler:
@@ -128,10 +131,38 @@ def _breakdown(bundle_dir: Path, settings: ProfileSettings, prompt: list[int]) -
         return op_breakdown(Path(model.decoder.session.end_profiling()), settings.breakdown_steps)
 
 
+def run_soak(model, settings: ProfileSettings, reader: ThermalReader,
+             progress: Callable[[str], None] = lambda step: None) -> dict[str, Any]:
+    """Decode for ``soak_s`` seconds in windows; after each, record tok/s, temperatures, CPU MHz, throttling."""
+    series: list[dict[str, Any]] = []
+    state, token = model.new_state(), 1
+    start = time.perf_counter()
+    while time.perf_counter() - start < settings.soak_s:
+        window_start, steps = time.perf_counter(), 0
+        while time.perf_counter() - window_start < settings.soak_window_s:
+            if state.length >= state.max_context:
+                state = model.new_state()  # keep decoding within the context budget
+            token = int(np.argmax(model.step(state, token)))
+            steps += 1
+        sample = reader.read()
+        series.append({"t_s": time.perf_counter() - start, "tok_s": steps / (time.perf_counter() - window_start),
+                       "temperatures_c": sample.temperatures_c, "cpu_mhz": sample.cpu_mhz,
+                       "throttled_now": list(sample.throttled_now)})
+        progress(f"soak {series[-1]['t_s']:.0f}/{settings.soak_s:.0f} s")
+    temps = [max(w["temperatures_c"].values()) for w in series if w["temperatures_c"]]
+    return {"windows": series,
+            "tok_s_first_over_last": series[0]["tok_s"] / series[-1]["tok_s"],
+            "max_temperature_c": max(temps) if temps else None,
+            "throttled_since_boot": list(reader.read().throttled_since_boot),
+            "throttling_seen": sorted({r for w in series for r in w["throttled_now"]})}
+
+
 def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSettings(),
                 energy: EnergySource | None | str = "auto",
-                progress: Callable[[str], None] = lambda step: None) -> dict[str, Any]:
-    """Measure ``bundle_dir`` with the fixed protocol; ``energy``: a source, None, or "auto" (``detect``)."""
+                progress: Callable[[str], None] = lambda step: None,
+                thermal: ThermalReader | None = None) -> dict[str, Any]:
+    """Measure ``bundle_dir`` with the fixed protocol; ``energy``: a source, None, or "auto" (``detect``).
+    ``thermal`` reads temperatures for the soak (default: this machine's sysfs)."""
     bundle_dir = Path(bundle_dir)
     source = detect() if energy == "auto" else energy
     rng = np.random.default_rng(settings.seed)
@@ -193,6 +224,7 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
             model.step(branch, 1)
         depth_rates.append(settings.tg / (time.perf_counter() - start))
 
+    soak = run_soak(model, settings, thermal or ThermalReader(), progress) if settings.soak_s > 0 else None
     progress("op breakdown")
     breakdown = _breakdown(bundle_dir, settings, prompt)
     cfg = model.config
@@ -217,6 +249,7 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
         "memory": {"peak_rss_bytes": peak_rss_bytes(), "state_fixed_bytes": fixed, "kv_bytes_per_token": per_token_kv},
         "breakdown": breakdown,
         "energy": _energy_summary(source, idle, pp_joules, tg_joules),
+        "soak": soak,
     }
 
 
