@@ -294,6 +294,9 @@ def profile(
     threads: Optional[int] = _THREADS,
     energy: str = typer.Option("auto", "--energy", help="auto (RAPL, battery, Pi 5 PMIC) or none."),
     soak: Optional[str] = typer.Option(None, "--soak", help="Thermal soak after the protocol: 90s, 10m, 1h."),
+    battery_wh: Optional[float] = typer.Option(None, "--battery-wh", help="Battery capacity (Wh): report the "
+                                               "battery %/hour the model costs (needs an energy source)."),
+    duty_cycle: float = typer.Option(0.1, "--duty-cycle", help="Fraction of the hour spent decoding."),
 ) -> None:
     """Measure a bundle on this device: speed, latency, memory, op breakdown, energy; report as JSON/MD/HTML."""
     from rich.console import Console
@@ -307,8 +310,11 @@ def profile(
         if energy not in ("auto", "none"):
             raise EdgekitError(f"unknown energy source {energy!r}", "use --energy auto or --energy none")
         console = Console(stderr=True)
+        if battery_wh is not None and battery_wh <= 0 or not 0 <= duty_cycle <= 1:
+            raise EdgekitError("--battery-wh must be above 0 and --duty-cycle between 0 and 1", "fix the option")
         settings = ProfileSettings(pp=pp, tg=tg, depth=depth, reps=reps, threads=threads,
-                                   soak_s=parse_duration(soak) if soak else 0.0)
+                                   soak_s=parse_duration(soak) if soak else 0.0, battery_wh=battery_wh,
+                                   duty_cycle=duty_cycle)
         with console.status("profiling") as status:
             result = run_profile(bundle, settings,
                                  energy="auto" if energy == "auto" else None,

@@ -37,6 +37,11 @@ def metrics(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     if energy["source"]:
         rows.append(("prefill energy", _cell(energy["prefill_j_per_token"]), "J/token"))
         rows.append(("decode energy", _cell(energy["decode_j_per_token"]), "J/token"))
+        rows.append(("decode power above idle", f"{energy['decode_w_above_idle']:.2f}", "W"))
+        if "battery" in energy:
+            b = energy["battery"]
+            rows.append((f"battery drain at {b['duty_cycle']:.0%} decoding ({b['capacity_wh']:g} Wh)",
+                         f"{b['percent_per_hour']:.2f}", "%/hour"))
     return rows
 
 

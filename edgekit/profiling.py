@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 import edgekit
-from edgekit.energy import EnergySource, Reading, average_power, baseline_subtracted, detect, energy_between
+from edgekit.energy import (EnergySource, Reading, average_power, baseline_subtracted, battery_percent_per_hour, detect,
+                            energy_between)
 from edgekit.thermal import ThermalReader
 
 MODULES = (("linear_attn", "DeltaNet"), ("self_attn", "attention"), ("mlp", "MLP"), ("lm_head", "lm_head"),
@@ -42,6 +43,8 @@ class ProfileSettings:
     seed: int = 0
     soak_s: float = 0.0      # thermal soak: keep decoding this long, sampling speed and temperature
     soak_window_s: float = 5.0
+    battery_wh: float | None = None  # with an energy source: battery %/hour the model costs...
+    duty_cycle: float = 0.1          # ...when it decodes this fraction of the hour
 
 
 class EnergySampler:
@@ -248,16 +251,24 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
         "inter_token_series_ms": itl_ms,
         "memory": {"peak_rss_bytes": peak_rss_bytes(), "state_fixed_bytes": fixed, "kv_bytes_per_token": per_token_kv},
         "breakdown": breakdown,
-        "energy": _energy_summary(source, idle, pp_joules, tg_joules),
+        "energy": _energy_summary(source, idle, pp_joules, tg_joules, statistics.fmean(tg_rates), settings),
         "soak": soak,
     }
 
 
-def _energy_summary(source: EnergySource | None, idle_w: float | None, pp_j: list[float], tg_j: list[float]) -> dict:
+def _energy_summary(source: EnergySource | None, idle_w: float | None, pp_j: list[float], tg_j: list[float],
+                    tg_rate: float, settings: ProfileSettings) -> dict:
     if source is None:
         return {"source": None, "note": "no energy source found on this device: energy was not measured"}
-    return {"source": source.name, "idle_w": idle_w, "prefill_j_per_token": _mean_sd(pp_j),
-            "decode_j_per_token": _mean_sd(tg_j), "note": "idle baseline subtracted"}
+    decode_w = statistics.fmean(tg_j) * tg_rate  # J/token x tok/s: power drawn above idle while decoding
+    summary = {"source": source.name, "idle_w": idle_w, "prefill_j_per_token": _mean_sd(pp_j),
+               "decode_j_per_token": _mean_sd(tg_j), "decode_w_above_idle": decode_w,
+               "note": "idle baseline subtracted"}
+    if settings.battery_wh:
+        summary["battery"] = {"capacity_wh": settings.battery_wh, "duty_cycle": settings.duty_cycle,
+                              "percent_per_hour": battery_percent_per_hour(decode_w, settings.battery_wh,
+                                                                           settings.duty_cycle)}
+    return summary
 
 
 def _version(package: str) -> str | None:

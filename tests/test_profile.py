@@ -56,6 +56,27 @@ def test_idle_baseline_cancels_constant_power(profiled):
     assert abs(energy["decode_j_per_token"]["mean"]) < 0.05
 
 
+class CpuTimeCounter:
+    """A fake energy counter charging 10 J per CPU-second of this process: idle reads ~0 W, decoding more."""
+
+    name = "fake-cpu-counter"
+
+    def available(self) -> bool:
+        return True
+
+    def read(self) -> Reading:
+        return Reading(time.monotonic(), energy_j=10.0 * time.process_time())
+
+
+def test_battery_drain_from_decode_power(int4_bundle):
+    settings = ProfileSettings(pp=16, tg=32, depth=8, reps=2, breakdown_steps=2, idle_s=0.3,
+                               battery_wh=15.0, duty_cycle=0.25)
+    energy = run_profile(int4_bundle, settings, energy=CpuTimeCounter())["energy"]
+    assert energy["idle_w"] < 1.0 and energy["decode_w_above_idle"] > 1.0
+    battery = energy["battery"]
+    assert battery["percent_per_hour"] == pytest.approx(100 * energy["decode_w_above_idle"] * 0.25 / 15.0)
+
+
 def test_without_an_energy_source_no_number_is_made_up(int4_bundle):
     r = run_profile(int4_bundle, ProfileSettings(pp=8, tg=4, depth=8, reps=1, breakdown_steps=2), energy=None)
     assert r["energy"] == {"source": None, "note": "no energy source found on this device: energy was not measured"}
