@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -23,8 +25,8 @@ from typing import Any
 import numpy as np
 
 import edgekit
-from edgekit.energy import (EnergySource, Reading, average_power, baseline_subtracted, battery_percent_per_hour, detect,
-                            energy_between)
+from edgekit.energy import (EnergySource, Reading, Runner, average_power, baseline_subtracted, battery_percent_per_hour,
+                            detect, energy_between, run_command)
 from edgekit.thermal import ThermalReader
 
 MODULES = (("linear_attn", "DeltaNet"), ("self_attn", "attention"), ("mlp", "MLP"), ("lm_head", "lm_head"),
@@ -95,6 +97,22 @@ def peak_rss_bytes() -> int | None:
     except OSError:
         pass
     return None
+
+
+def device_model(device_tree: Path = Path("/proc/device-tree/model"), runner: Runner = run_command) -> str | None:
+    """The phone or board this runs on: Android's ``getprop`` (maker, model, Android version), else the
+    device tree's model (Raspberry Pi and most ARM boards); None where neither exists."""
+    try:
+        props = dict(re.findall(r"^\[([\w.]+)\]: \[(.*)\]$", runner(["getprop"]), re.MULTILINE))
+    except (OSError, subprocess.SubprocessError):
+        props = {}
+    if props.get("ro.product.model"):
+        maker = props.get("ro.product.manufacturer", "")
+        return f"{maker} {props['ro.product.model']}, Android {props.get('ro.build.version.release', '?')}".strip()
+    try:
+        return device_tree.read_text().rstrip("\x00\n").strip() or None
+    except OSError:
+        return None
 
 
 def module_of(node_name: str) -> str:
@@ -238,9 +256,9 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
         "edgekit_profile": 1,
         "bundle": {"path": str(bundle_dir), "id": model.bundle.digest, "model": model.bundle.manifest["source"]["model"],
                    "backend": model.decoder.backend, "quantization": model.bundle.manifest["quantization"]["weights"]},
-        "machine": {"platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
-                    "python": platform.python_version(), "onnxruntime": _version("onnxruntime"),
-                    "edgekit": edgekit.__version__},
+        "machine": {"model": device_model(), "platform": platform.platform(), "machine": platform.machine(),
+                    "processor": platform.processor(), "python": platform.python_version(),
+                    "onnxruntime": _version("onnxruntime"), "edgekit": edgekit.__version__},
         "settings": asdict(settings),
         "load_s": load_s,
         "ttft_ms": _mean_sd(ttfts),
