@@ -71,7 +71,7 @@ def to_markdown(result: dict[str, Any]) -> str:
              f"- Energy: {result['energy']['source'] or result['energy']['note']}", "",
              "| metric | value | unit |", "|---|---|---|"]
     lines += [f"| {label} | {value} | {unit} |" for label, value, unit in metrics(result)]
-    lines += ["", "Decode time by model part (ms per step, onnxruntime profile):", "",
+    lines += ["", f"Decode time by model part (ms per step, {result['breakdown']['source']}):", "",
               "| part | ms/step |", "|---|---|"]
     lines += [f"| {part} | {ms:.2f} |" for part, ms in result["breakdown"]["ms_per_step_by_module"].items()]
     soak = result.get("soak")
@@ -137,7 +137,8 @@ tr:nth-child(even){{background:#f3f3f3}}</style></head><body>
 bundle {result['bundle']['id']} ({html.escape(result['bundle']['quantization'])})</p>
 <table id="metrics">{rows}</table>
 <h2>Latency over time</h2>{_line_svg(result['inter_token_series_ms'], 'ms')}
-<h2>Where decode time goes</h2>{_bars_svg(result['breakdown']['ms_per_step_by_module'], 'ms')}
+<h2>Where decode time goes</h2><p>ms per decode step, from the {html.escape(result['breakdown']['source'])}</p>
+{_bars_svg(result['breakdown']['ms_per_step_by_module'], 'ms')}
 <h2>Energy per token</h2>{energy_part}
 {_soak_html(result.get("soak"))}
 </body></html>

@@ -134,11 +134,13 @@ def op_breakdown(profile_file: Path, steps: int, top_k: int = 8) -> dict[str, An
             by_module[module_of(event["name"])] += ms
             by_op[event["args"]["op_name"]] += ms
     ordered = lambda d: dict(sorted(d.items(), key=lambda kv: -kv[1]))  # noqa: E731
-    return {"ms_per_step_by_module": ordered(by_module),
+    return {"source": "onnxruntime profile", "ms_per_step_by_module": ordered(by_module),
             "ms_per_step_top_ops": dict(list(ordered(by_op).items())[:top_k])}
 
 
-def _breakdown(bundle_dir: Path, settings: ProfileSettings, prompt: list[int]) -> dict[str, Any]:
+def _onnx_breakdown(bundle_dir: Path, settings: ProfileSettings, prompt: list[int]) -> dict[str, Any]:
+    """The op breakdown of the onnx backend: a few decode steps under onnxruntime's profiler. The only
+    backend-specific step of the protocol (a second backend brings its own, e.g. ExecuTorch's ETDump)."""
     from edgekit.runtimes.onnx_decoder import OnnxDecoder
 
     model = edgekit.load(bundle_dir, threads=settings.threads, max_context=settings.pp + settings.breakdown_steps + 8)
@@ -247,7 +249,7 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
 
     soak = run_soak(model, settings, thermal or ThermalReader(), progress) if settings.soak_s > 0 else None
     progress("op breakdown")
-    breakdown = _breakdown(bundle_dir, settings, prompt)
+    breakdown = _onnx_breakdown(bundle_dir, settings, prompt)
     cfg = model.config
     shapes = cfg.state_shapes()
     per_token_kv = 4 * 2 * len(cfg.attention_layers) * int(np.prod(shapes["kv_row"]))
