@@ -191,6 +191,8 @@ def test_device_specs_and_profile_args():
     args = profile_args(ProfileSettings(pp=8, threads=2, soak_s=90.0, battery_wh=15.0), "auto")
     assert " ".join(args) == ("--pp 8 --tg 64 --depth 512 --reps 3 --energy auto --duty-cycle 0.1 --threads 2 "
                               "--soak 90.0s --battery-wh 15.0")
+    with pytest.raises(EdgekitError, match="idle_s cannot be changed for a run on a device"):
+        profile_args(ProfileSettings(idle_s=0.5), "auto")
 
 
 def test_device_model_from_getprop_or_device_tree(tmp_path):
