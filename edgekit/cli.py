@@ -297,8 +297,15 @@ def profile(
     battery_wh: Optional[float] = typer.Option(None, "--battery-wh", help="Battery capacity (Wh): report the "
                                                "battery %/hour the model costs (needs an energy source)."),
     duty_cycle: float = typer.Option(0.1, "--duty-cycle", help="Fraction of the hour spent decoding."),
+    device: Optional[str] = typer.Option(None, "--device", help="Run on a phone (adb:SERIAL) or a board "
+                                         "(ssh:HOST): stage the bundle there and run its edgekit."),
+    remote_python: str = typer.Option("python3", "--remote-python", help="With --device: the command that "
+                                      "starts the device's Python (with edgekit installed)."),
+    remote_dir: Optional[str] = typer.Option(None, "--remote-dir", help="With --device: the device folder for "
+                                             "bundles and runs (default .cache/edgekit, /data/local/tmp/edgekit)."),
 ) -> None:
-    """Measure a bundle on this device: speed, latency, memory, op breakdown, energy; report as JSON/MD/HTML."""
+    """Measure a bundle on this device (or --device): speed, latency, memory, op breakdown, energy; report as
+    JSON/MD/HTML."""
     from rich.console import Console
 
     from edgekit.profile_report import to_markdown, write_reports
@@ -316,9 +323,15 @@ def profile(
                                    soak_s=parse_duration(soak) if soak else 0.0, battery_wh=battery_wh,
                                    duty_cycle=duty_cycle)
         with console.status("profiling") as status:
-            result = run_profile(bundle, settings,
-                                 energy="auto" if energy == "auto" else None,
-                                 progress=lambda step: status.update(f"profiling: {step}"))
+            def progress(step: str) -> None:
+                status.update(f"profiling: {step}")
+
+            if device:
+                from edgekit.remote import profile_remote
+
+                result = profile_remote(device, bundle, settings, energy, remote_python, remote_dir, progress)
+            else:
+                result = run_profile(bundle, settings, energy="auto" if energy == "auto" else None, progress=progress)
         files = write_reports(result, out)
     except EdgekitError as err:
         _fail(err)

@@ -45,15 +45,33 @@ def metrics(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def machine_line(result: dict[str, Any]) -> str:
+    """Where the profile ran: the device (when remote), its model and platform, the versions."""
+    m, device = result["machine"], result.get("device")
+    where = [device["device"] if device else "", m.get("model") or "", m["platform"]]
+    return (", ".join(w for w in where if w) + f" · onnxruntime {m['onnxruntime']} · edgekit {m['edgekit']}"
+            + _battery_change(device))
+
+
+def _battery_change(device: dict[str, Any] | None) -> str:
+    """`` · battery 87% → 85% (Discharging, 31.2 °C)`` for a phone profiled over adb."""
+    if not device or not device.get("battery_before"):
+        return ""
+    before, after = device["battery_before"], device["battery_after"]
+    level = lambda b: "?" if b["percent"] is None else f"{b['percent']:.0f}%"  # noqa: E731
+    temp = "" if after["temperature_c"] is None else f", {after['temperature_c']:.1f} °C"
+    return f" · battery {level(before)} → {level(after)} ({after['status'] or 'status unknown'}{temp})"
+
+
 def to_markdown(result: dict[str, Any]) -> str:
-    b, m = result["bundle"], result["machine"]
+    b = result["bundle"]
     lines = [f"# edgekit profile: {b['model']} ({b['quantization']}, {b['backend']})", "",
-             f"- Machine: {m['platform']}, onnxruntime {m['onnxruntime']}, edgekit {m['edgekit']}; bundle {b['id']}",
+             f"- Machine: {machine_line(result)}; bundle {b['id']}",
              f"- Settings: {json.dumps(result['settings'])}",
              f"- Energy: {result['energy']['source'] or result['energy']['note']}", "",
              "| metric | value | unit |", "|---|---|---|"]
     lines += [f"| {label} | {value} | {unit} |" for label, value, unit in metrics(result)]
-    lines += ["", "Decode time by model part (ms per step, onnxruntime profile):", "",
+    lines += ["", f"Decode time by model part (ms per step, {result['breakdown']['source']}):", "",
               "| part | ms/step |", "|---|---|"]
     lines += [f"| {part} | {ms:.2f} |" for part, ms in result["breakdown"]["ms_per_step_by_module"].items()]
     soak = result.get("soak")
@@ -115,11 +133,12 @@ def to_html(result: dict[str, Any]) -> str:
 <style>body{{font-family:sans-serif;max-width:820px;margin:2em auto}}td{{padding:2px 12px}}
 tr:nth-child(even){{background:#f3f3f3}}</style></head><body>
 <h1>{title}</h1>
-<p>{html.escape(result['machine']['platform'])} · onnxruntime {result['machine']['onnxruntime']} ·
+<p>{html.escape(machine_line(result))} ·
 bundle {result['bundle']['id']} ({html.escape(result['bundle']['quantization'])})</p>
 <table id="metrics">{rows}</table>
 <h2>Latency over time</h2>{_line_svg(result['inter_token_series_ms'], 'ms')}
-<h2>Where decode time goes</h2>{_bars_svg(result['breakdown']['ms_per_step_by_module'], 'ms')}
+<h2>Where decode time goes</h2><p>ms per decode step, from the {html.escape(result['breakdown']['source'])}</p>
+{_bars_svg(result['breakdown']['ms_per_step_by_module'], 'ms')}
 <h2>Energy per token</h2>{energy_part}
 {_soak_html(result.get("soak"))}
 </body></html>

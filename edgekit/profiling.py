@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -23,8 +25,8 @@ from typing import Any
 import numpy as np
 
 import edgekit
-from edgekit.energy import (EnergySource, Reading, average_power, baseline_subtracted, battery_percent_per_hour, detect,
-                            energy_between)
+from edgekit.energy import (EnergySource, Reading, Runner, average_power, baseline_subtracted, battery_percent_per_hour,
+                            detect, energy_between, run_command)
 from edgekit.thermal import ThermalReader
 
 MODULES = (("linear_attn", "DeltaNet"), ("self_attn", "attention"), ("mlp", "MLP"), ("lm_head", "lm_head"),
@@ -97,6 +99,22 @@ def peak_rss_bytes() -> int | None:
     return None
 
 
+def device_model(device_tree: Path = Path("/proc/device-tree/model"), runner: Runner = run_command) -> str | None:
+    """The phone or board this runs on: Android's ``getprop`` (maker, model, Android version), else the
+    device tree's model (Raspberry Pi and most ARM boards); None where neither exists."""
+    try:
+        props = dict(re.findall(r"^\[([\w.]+)\]: \[(.*)\]$", runner(["getprop"]), re.MULTILINE))
+    except (OSError, subprocess.SubprocessError):
+        props = {}
+    if props.get("ro.product.model"):
+        maker = props.get("ro.product.manufacturer", "")
+        return f"{maker} {props['ro.product.model']}, Android {props.get('ro.build.version.release', '?')}".strip()
+    try:
+        return device_tree.read_text().rstrip("\x00\n").strip() or None
+    except OSError:
+        return None
+
+
 def module_of(node_name: str) -> str:
     """The model part a graph node belongs to, from its scope (``layers.3.mlp/MatMulNBits_12``)."""
     scope = node_name.split("/")[0]
@@ -116,11 +134,13 @@ def op_breakdown(profile_file: Path, steps: int, top_k: int = 8) -> dict[str, An
             by_module[module_of(event["name"])] += ms
             by_op[event["args"]["op_name"]] += ms
     ordered = lambda d: dict(sorted(d.items(), key=lambda kv: -kv[1]))  # noqa: E731
-    return {"ms_per_step_by_module": ordered(by_module),
+    return {"source": "onnxruntime profile", "ms_per_step_by_module": ordered(by_module),
             "ms_per_step_top_ops": dict(list(ordered(by_op).items())[:top_k])}
 
 
-def _breakdown(bundle_dir: Path, settings: ProfileSettings, prompt: list[int]) -> dict[str, Any]:
+def _onnx_breakdown(bundle_dir: Path, settings: ProfileSettings, prompt: list[int]) -> dict[str, Any]:
+    """The op breakdown of the onnx backend: a few decode steps under onnxruntime's profiler. The only
+    backend-specific step of the protocol (a second backend brings its own, e.g. ExecuTorch's ETDump)."""
     from edgekit.runtimes.onnx_decoder import OnnxDecoder
 
     model = edgekit.load(bundle_dir, threads=settings.threads, max_context=settings.pp + settings.breakdown_steps + 8)
@@ -229,7 +249,7 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
 
     soak = run_soak(model, settings, thermal or ThermalReader(), progress) if settings.soak_s > 0 else None
     progress("op breakdown")
-    breakdown = _breakdown(bundle_dir, settings, prompt)
+    breakdown = _onnx_breakdown(bundle_dir, settings, prompt)
     cfg = model.config
     shapes = cfg.state_shapes()
     per_token_kv = 4 * 2 * len(cfg.attention_layers) * int(np.prod(shapes["kv_row"]))
@@ -238,9 +258,9 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
         "edgekit_profile": 1,
         "bundle": {"path": str(bundle_dir), "id": model.bundle.digest, "model": model.bundle.manifest["source"]["model"],
                    "backend": model.decoder.backend, "quantization": model.bundle.manifest["quantization"]["weights"]},
-        "machine": {"platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
-                    "python": platform.python_version(), "onnxruntime": _version("onnxruntime"),
-                    "edgekit": edgekit.__version__},
+        "machine": {"model": device_model(), "platform": platform.platform(), "machine": platform.machine(),
+                    "processor": platform.processor(), "python": platform.python_version(),
+                    "onnxruntime": _version("onnxruntime"), "edgekit": edgekit.__version__},
         "settings": asdict(settings),
         "load_s": load_s,
         "ttft_ms": _mean_sd(ttfts),

@@ -46,6 +46,7 @@ def test_protocol_measures_every_part(profiled):
     parts = r["breakdown"]["ms_per_step_by_module"]
     assert {"DeltaNet", "attention", "MLP", "lm_head"} <= set(parts) and all(ms > 0 for ms in parts.values())
     assert "MatMulNBits" in r["breakdown"]["ms_per_step_top_ops"]
+    assert r["breakdown"]["source"] == "onnxruntime profile"
 
 
 def test_idle_baseline_cancels_constant_power(profiled):
