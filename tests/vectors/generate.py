@@ -109,7 +109,7 @@ def sampling_vectors() -> dict:
                       "logits": [None if np.isneginf(x) else float(x) for x in logits],
                       "history": history, "draws": draws})
     seeds = [0, 1, 42, 2**63 + 12345]
-    prng = [{"seed": s, "next": [f"{x:016x}" for x in splitmix64(s, 5)],
+    prng = [{"seed": f"{s:016x}", "next": [f"{x:016x}" for x in splitmix64(s, 5)],
              "uniform": [(x >> 11) * 2.0**-53 for x in splitmix64(s, 5)]} for s in seeds]
     return {"spec": "edgekit.sampling.pick", "splitmix64": prng, "cases": cases}
 
@@ -175,7 +175,7 @@ def manifest_vectors() -> dict:
     cases = [
         ("executorch bundle", et, pte, ops, "ok"),
         ("executorch bundle, runtime with extra ops", et, pte, ops + ["aten::add.out"], "ok"),
-        ("onnx bundle parses", ox, onnx, ops, "ok_other_backend"),
+        ("onnx bundle: this app runs ExecuTorch", ox, onnx, ops, "other_backend"),
         ("future format version", changed(et, "format_version", FORMAT_VERSION + 1), pte, ops, "format_version"),
         ("not an edgekit manifest", changed(et, "format", "something-else"), pte, ops, "format"),
         ("unknown backend", changed(et, "backend", "tflite"), pte, ops, "backend"),
