@@ -1,4 +1,4 @@
-"""The ``edgekit`` command line: export, generate, chat, info, verify."""
+"""The ``edgekit`` command line: export, generate, chat, info, verify, deploy, profile."""
 
 from __future__ import annotations
 
@@ -281,6 +281,36 @@ def verify(bundle: Path = typer.Argument(..., help="Bundle folder.")) -> None:
             typer.echo(f"FAIL {p}", err=True)
         raise typer.Exit(1)
     typer.echo(f"ok: {len(b.manifest['files'])} files match their checksums; graph loads; state matches the config")
+
+
+@app.command()
+def deploy(
+    bundle: Path = typer.Argument(..., help="Bundle folder."),
+    serial: Optional[str] = typer.Argument(None, help="The phone's serial (from `adb devices`), when several "
+                                           "are connected."),
+    adb: bool = typer.Option(False, "--adb", help="Push to an Android phone over adb: `--adb [SERIAL]`."),
+    dest: Optional[str] = typer.Option(None, "--dest", help="Folder on the device (default: the demo app's "
+                                       "storage, /sdcard/Android/data/org.edgekit.demo/files/bundles/NAME)."),
+) -> None:
+    """Copy a bundle onto a device and verify its checksums there."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    from edgekit.deploy import deploy_adb
+
+    try:
+        if not adb:
+            raise EdgekitError("no target device given", "pass --adb (or --adb SERIAL) to deploy to an Android phone")
+        total = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file()) if bundle.is_dir() else 0
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                      console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("adb push", total=total)
+            done = deploy_adb(bundle, serial=serial, dest=dest,
+                              on_file=lambda name, size: bar.advance(task, size))
+    except EdgekitError as err:
+        _fail(err)
+    typer.echo(f"deployed {bundle} to {done.serial}:{done.path} ({done.files} files, "
+               f"{done.bytes / 2**20:.1f} MiB, sha256 verified on the device)")
 
 
 @app.command()

@@ -50,41 +50,64 @@ class Sampler:
 
     def sample(self, logits: np.ndarray, history: Sequence[int]) -> int:
         """Return the next token id for a 1-D logits row, given the ids seen so far."""
-        p = self.params
-        logits = np.asarray(logits)
-        if logits.ndim != 1:
-            raise EdgekitError(f"logits have shape {logits.shape}", "Pass one row of logits (a 1-D array)")
-        if p.repetition_penalty != 1.0 and len(history):
-            logits = _penalize(logits, history, p.repetition_penalty)
-        if p.temperature == 0 or p.top_k == 1:
-            return int(np.argmax(logits))
+        return pick(self.params, logits, history, self._rng.random())
 
-        candidates = _top_k(logits, p.top_k) if 0 < p.top_k < logits.size else np.arange(logits.size)
-        scaled = logits[candidates].astype(np.float64) / p.temperature
-        probs = np.exp(scaled - scaled.max())
-        probs /= probs.sum()
 
-        if p.top_p < 1.0:
-            nucleus = _nucleus(probs, p.top_p)
-            candidates, probs = candidates[nucleus], probs[nucleus]
+def pick(params: SamplingParams, logits: np.ndarray, history: Sequence[int], u: float) -> int:
+    """The token a uniform number ``u`` in [0, 1) selects: the deterministic part of sampling.
 
-        cumulative = np.cumsum(probs)
-        index = int(np.searchsorted(cumulative, self._rng.random() * cumulative[-1], side="right"))
-        return int(candidates[min(index, candidates.size - 1)])
+    The portable sampling spec (the Android app's Kotlin sampler follows it, checked by the shared
+    vectors in ``tests/vectors``): repetition penalty on float32 logits; greedy (first argmax) when
+    ``temperature == 0`` or ``top_k == 1``; otherwise the candidates in canonical order (logit
+    descending, then token id ascending; all ids in id order without top-k), softmax in float64 of
+    ``logit / temperature``, the top-p nucleus (shortest prefix of the probability-descending order
+    reaching ``top_p``), and the first candidate whose cumulative probability exceeds ``u * total``.
+    """
+    p = params
+    logits = np.asarray(logits)
+    if logits.ndim != 1:
+        raise EdgekitError(f"logits have shape {logits.shape}", "Pass one row of logits (a 1-D array)")
+    if p.repetition_penalty != 1.0 and len(history):
+        logits = _penalize(logits, history, p.repetition_penalty)
+    if p.temperature == 0 or p.top_k == 1:
+        return int(np.argmax(logits))
+
+    candidates = _top_k(logits, p.top_k) if 0 < p.top_k < logits.size else np.arange(logits.size)
+    scaled = logits[candidates].astype(np.float64) / p.temperature
+    probs = np.exp(scaled - scaled.max())
+    probs /= probs.sum()
+
+    if p.top_p < 1.0:
+        nucleus = _nucleus(probs, p.top_p)
+        candidates, probs = candidates[nucleus], probs[nucleus]
+
+    cumulative = np.cumsum(probs)
+    index = int(np.searchsorted(cumulative, u * cumulative[-1], side="right"))
+    return int(candidates[min(index, candidates.size - 1)])
 
 
 def _top_k(logits: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest logits.
+    """Indices of the k largest logits in canonical order (logit descending, then id ascending).
 
-    ``argpartition`` runs only on the tokens within a margin of the max: on a whole row with
-    many equal values (masked tokens, padding rows) it is ~20x slower than on distinct values.
+    Ties at the k-th value keep the lowest ids. Only the tokens within a margin of the max are
+    searched: on a whole row with many equal values (masked tokens, padding rows) ``partition`` is
+    ~20x slower than on distinct values.
     """
     for margin in (8.0, 32.0):
         near = np.flatnonzero(logits >= logits.max() - margin)
         if near.size >= k:
-            return near[np.argpartition(logits[near], -k)[-k:]]
+            return _best(logits, near, k)
     near = np.flatnonzero(logits > -np.inf)  # leave out masked tokens
-    return near if near.size <= k else near[np.argpartition(logits[near], -k)[-k:]]
+    return _best(logits, near, min(k, near.size))
+
+
+def _best(logits: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+    """The k best of ``ids`` (ascending) in canonical order."""
+    values = logits[ids]
+    kth = np.partition(values, -k)[-k]
+    above = ids[values > kth]
+    chosen = np.concatenate([above, ids[values == kth][: k - above.size]])
+    return chosen[np.lexsort((chosen, -logits[chosen]))]
 
 
 def _nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:

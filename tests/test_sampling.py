@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import EdgekitError
-from edgekit.sampling import Sampler, SamplingParams
+from edgekit.sampling import Sampler, SamplingParams, pick
 
 VOCAB = 248_320
 
@@ -123,3 +123,12 @@ def test_invalid_params_raise_one_line(field: str, value: float) -> None:
 def test_logits_must_be_one_row() -> None:
     with pytest.raises(EdgekitError):
         Sampler(SamplingParams()).sample(np.zeros((2, 4), dtype=np.float32), [])
+
+
+def test_pick_uses_the_canonical_candidate_order() -> None:
+    """The portable spec: top-k ties keep the lowest ids; candidates run logit-descending, then id-ascending."""
+    logits = np.array([1.0, 3.0, 3.0, 3.0, 0.0, 5.0], dtype=np.float32)
+    params = SamplingParams(temperature=1.0, top_k=3)
+    assert [pick(params, logits, [], u) for u in (0.0, 0.85, 0.95)] == [5, 1, 2]  # 3 (a tie) is left out
+    flat = SamplingParams(temperature=1.0)  # no top-k: id order
+    assert pick(flat, np.zeros(4, dtype=np.float32), [], 0.3) == 1

@@ -1,0 +1,78 @@
+"""The shared test vectors (tests/vectors/*.json) that the Android app's Kotlin core is tested against.
+
+They are regenerated from the Python implementation here and must equal the committed files, so
+they cannot go stale; the manifest cases are also run through the Python bundle checks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from edgekit.bundle import Bundle
+from edgekit.errors import EdgekitError
+
+VECTORS = Path(__file__).parent / "vectors"
+_spec = importlib.util.spec_from_file_location("vectors_generate", VECTORS / "generate.py")
+generate = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(generate)
+
+
+@pytest.mark.parametrize("name", sorted(generate.VECTORS))
+def test_vectors_are_up_to_date(name):
+    assert (VECTORS / name).read_text(encoding="utf-8") == generate.render(name), \
+        "run `python tests/vectors/generate.py` and commit the vectors"
+
+
+def test_splitmix64_reference_values():
+    # Published first output of SplitMix64 seeded with 0 (e.g. the reference in Vigna's xoshiro seeding code).
+    assert generate.splitmix64(0, 1) == [0xE220A8397B1DCDAF]
+
+
+# Verdicts the Python bundle reader reaches itself; the others are app-level (backend the app runs,
+# ops its runtime has, manifest fields it needs, chat template it renders) and open fine here.
+PYTHON_CHECKS = {"format": "is not an edgekit manifest", "format_version": "format version",
+                 "missing_file": "is missing", "checksum": "sha256 does not match", "size": "size"}
+
+
+@pytest.mark.parametrize("case", json.loads((VECTORS / "manifest.json").read_text())["cases"], ids=lambda c: c["name"])
+def test_manifest_cases_agree_with_the_python_reader(case, tmp_path):
+    for name, text in case["files"].items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "manifest.json").write_text(json.dumps(case["manifest"]))
+    expect = case["expect"]
+    if expect in ("format", "format_version", "missing_file"):
+        with pytest.raises(EdgekitError, match=PYTHON_CHECKS[expect]):
+            Bundle.open(tmp_path)
+        return
+    problems = Bundle.open(tmp_path).verify_files()
+    if expect in ("checksum", "size"):
+        assert len(problems) == 1 and PYTHON_CHECKS[expect] in problems[0]
+    else:
+        assert problems == []
+
+
+def _keys(node, prefix=""):
+    if not isinstance(node, dict):
+        return set()
+    out = set()
+    for key, value in node.items():
+        if key in ("config", "files"):  # contents vary with the model / files
+            out.add(prefix + key)
+            continue
+        out.add(prefix + key)
+        out |= _keys(value, f"{prefix}{key}.")
+    return out
+
+
+def test_the_onnx_example_has_the_fields_a_real_export_writes(int4_bundle):
+    """The app parses the real manifest layout: every field of a real export is in the example (and no others)."""
+    example = next(c["manifest"] for c in json.loads((VECTORS / "manifest.json").read_text())["cases"]
+                   if c["manifest"]["backend"] == "onnx")
+    real = Bundle.open(int4_bundle).manifest
+    ignore = {"state.names", "quantization.symmetric", "quantization.accuracy_level", "quantization.embedding",
+              "quantization.kept_fp32"}  # not read by the app
+    assert _keys(real) - ignore == _keys(example)
