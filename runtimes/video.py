@@ -9,7 +9,6 @@ is reopened with exponential back-off and, when that fails, raises ``SourceLost`
 from __future__ import annotations
 
 import math
-import os
 import queue
 import threading
 import time
@@ -18,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's own warnings (e.g. no camera) become our one-line errors
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+from edgekit.errors import EdgekitError
 
-from edgekit.errors import EdgekitError  # noqa: E402
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # its warnings (no camera...) become our errors
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -64,18 +63,20 @@ class Backoff:
 class CaptureSource:
     """A camera index, a video file or a network stream, read through OpenCV.
 
-    Files are timed by frame index / the file's fps; live sources by the clock since the first frame.
-    ``reconnects`` counts the times a live source came back after a failure.
+    Files are timed by frame index / the file's fps; live sources by ``clock`` since the first frame.
+    ``reconnects`` counts the times a live source came back after a failure. ``opener``, ``sleep`` and
+    ``clock`` are there for tests (a wrapper around a real capture that drops out).
     """
 
     def __init__(self, target: int | str, live: bool, backoff: Backoff | None = None,
                  opener: Callable[[int | str], Capture] = cv2.VideoCapture,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
         self.target = target
         self.live = live
         self.backoff = backoff or Backoff()
         self.opener = opener
         self.sleep = sleep
+        self.clock = clock
         self.stopped_early: str | None = None
         self.reconnects = 0
         self.events: list[tuple[float, str]] = []  # (t, what happened), e.g. a reconnect
@@ -102,8 +103,10 @@ class CaptureSource:
                 self.reconnects += 1
                 self.events.append((t, f"{self.name} {why}; reconnected after {attempt} tries ({waited:.0f} s)"))
                 return capture
-        raise SourceLost(f"{self.name} {why} and did not come back after {self.backoff.tries} reconnect tries "
-                         f"({waited:.0f} s)", "check the camera cable / stream address; the timeline so far is kept")
+        tried = f" and did not come back after {self.backoff.tries} reconnect tries ({waited:.0f} s)" \
+            if self.backoff.tries else ""
+        raise SourceLost(f"{self.name} {why}{tried}",
+                         "check the camera cable / stream address; the timeline so far is kept")
 
     def frames(self) -> Iterator[Frame]:
         capture = self._open()
@@ -126,7 +129,7 @@ class CaptureSource:
                     capture = self._reopen("stopped delivering frames", t)
                     continue
                 if self.live:
-                    now = time.monotonic()
+                    now = self.clock()
                     start = now if start is None else start
                     t = now - start
                 else:
