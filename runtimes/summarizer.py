@@ -98,20 +98,25 @@ def selected_frames(source: Source, selector: FrameSelector, settings: Summarize
                     ) -> Iterator[tuple[float, Selected | None]]:
     """(t, selected frame resized for the model) for kept frames, and (t, None) once per segment boundary
     crossed without one, so segments close on time even when nothing changes; the last frame's time
-    always comes last."""
+    always comes last, also before a ``SourceLost``."""
     last_segment, last_t, yielded = 0, None, None
-    for frame in source.frames():
-        kept = selector.push(frame)
-        segment = int(frame.t // settings.segment_s)
-        last_t = frame.t
-        if kept is not None:
-            kept.frame.image = resize_for_model(kept.frame.image, settings.size)
-            yield frame.t, kept
-            yielded = frame.t
-        elif segment != last_segment:
-            yield frame.t, None
-            yielded = frame.t
-        last_segment = segment
+    try:
+        for frame in source.frames():
+            kept = selector.push(frame)
+            segment = int(frame.t // settings.segment_s)
+            last_t = frame.t
+            if kept is not None:
+                kept.frame.image = resize_for_model(kept.frame.image, settings.size)
+                yield frame.t, kept
+                yielded = frame.t
+            elif segment != last_segment:
+                yield frame.t, None
+                yielded = frame.t
+            last_segment = segment
+    except SourceLost:
+        if last_t is not None and last_t != yielded:
+            yield last_t, None
+        raise
     if last_t is not None and last_t != yielded:
         yield last_t, None
 
