@@ -384,10 +384,15 @@ def summarize(
 ) -> None:
     """Caption a camera, video, stream or image folder segment by segment into a timeline, then summarize it.
     Exit status: 0 done (also for a truncated file), 3 the camera/stream was lost, 130 interrupted."""
-    from edgekit.runtimes.captioner import FrameStatsCaptioner
-    from edgekit.runtimes.summarizer import Summarizer, SummarizerSettings
-    from edgekit.runtimes.timeline import Timeline, clock
-    from edgekit.runtimes.video import Backoff, open_source
+    try:
+        from edgekit.runtimes.captioner import FrameStatsCaptioner
+        from edgekit.runtimes.summarizer import Summarizer, SummarizerSettings
+        from edgekit.runtimes.timeline import Timeline, clock
+        from edgekit.runtimes.video import Backoff, open_source
+    except ModuleNotFoundError as err:
+        if err.name != "cv2":
+            raise
+        _fail(EdgekitError("edgekit summarize needs OpenCV", "pip install 'edgekit[video]'"))
 
     def show(record):
         if "caption" in record:

@@ -133,7 +133,7 @@ def test_truncated_video_is_summarized_up_to_where_it_stops(model, tmp_path):
     assert result.reason == "truncated" and "truncated or corrupt" in result.message and result.summary
     document = json.loads((tmp_path / "out" / "timeline.json").read_text())
     (run1,) = document["runs"]
-    assert run1["stop"]["reason"] == "truncated" and f"of 60" in run1["stop"]["message"]
+    assert run1["stop"]["reason"] == "truncated" and "of 60" in run1["stop"]["message"]
     assert run1["segments"][-1]["end"] == pytest.approx(result.t) and 2.0 < result.t < 5.9
 
 
@@ -188,3 +188,14 @@ def test_runs_append_and_a_torn_line_is_dropped(model, tmp_path):
         Timeline(out, mode="append")
     Timeline(out, mode="overwrite")
     assert read_records(out / RECORDS) == [] and not list((out / "frames").iterdir())
+
+
+def test_video_pipeline_imports_without_torch():
+    from test_runtime_without_torch import _run
+
+    proc = _run("""
+        import edgekit.runtimes.summarizer, edgekit.runtimes.captioner, edgekit.cli
+        assert 'torch' not in sys.modules and 'transformers' not in sys.modules
+        print('OK')
+    """)
+    assert proc.returncode == 0 and proc.stdout.startswith("OK"), proc.stderr[-2000:]
