@@ -25,7 +25,7 @@ from edgekit.errors import EdgekitError
 from edgekit.runtimes.captioner import Captioner
 from edgekit.runtimes.frame_select import FrameSelector, Selected
 from edgekit.runtimes.timeline import Timeline
-from edgekit.runtimes.video import Source, SourceLost, prefetch, resize_for_model
+from edgekit.runtimes.video import Prefetch, Source, SourceLost, resize_for_model
 
 
 @dataclass
@@ -145,8 +145,10 @@ class Summarizer:
                                                                 type(self.captioner).__name__))
         selector = FrameSelector(s.fps, s.change_threshold, s.cut_threshold)
         items: Iterator = selected_frames(source, selector, s)
+        reader = None
         if source.live:  # keep reading the camera while a caption is being made
-            items = prefetch(items, maxsize=max(8, math.ceil(4 * s.fps * s.segment_s)))
+            reader = Prefetch(items, maxsize=max(8, math.ceil(4 * s.fps * s.segment_s)))
+            items = iter(reader)
         segment = Segment(0, 0.0, s.segment_s)
         next_summary = s.summary_every_s
         reason, message, error, t = "end", "", None, 0.0
@@ -181,7 +183,7 @@ class Summarizer:
             message += "; final summary skipped"
         stats = {"segments": self.segments, "frames_seen": selector.seen,
                  "skipped_duplicates": selector.skipped_duplicates,
-                 "reconnects": source.reconnects}
+                 "reconnects": source.reconnects, "dropped_behind": reader.dropped if reader else 0}
         self.timeline.stop(reason, t, message or "the source ended", stats)
         return RunResult(reason, message, t, self.segments, summary, error)
 

@@ -221,47 +221,53 @@ def encode_jpeg(image: np.ndarray, max_width: int = 320, quality: int = 85) -> b
     return data.tobytes()
 
 
-def prefetch(items: Iterable[Any], maxsize: int) -> Iterator[Any]:
-    """Iterate ``items`` in a background thread, ``maxsize`` ahead (a live camera keeps being read while
-    the caller is busy). When the caller falls behind, the oldest waiting items are dropped; an
-    exception raised by ``items`` is re-raised in the caller."""
-    box: queue.Queue = queue.Queue(maxsize)
-    done = object()
-    stop = threading.Event()
+class Prefetch:
+    """Iterate ``items`` in a background thread, up to ``maxsize`` ahead (a live camera keeps being read
+    while the caller is busy). When the caller falls behind, the oldest waiting items are dropped and
+    counted in ``dropped``; an exception raised by ``items`` is re-raised in the caller."""
 
-    def put(item: Any) -> None:
-        while not stop.is_set():
+    _DONE = object()
+
+    def __init__(self, items: Iterable[Any], maxsize: int) -> None:
+        self.items = items
+        self.box: queue.Queue = queue.Queue(maxsize)
+        self.stop = threading.Event()
+        self.dropped = 0
+
+    def _put(self, item: Any) -> None:
+        while not self.stop.is_set():
             try:
-                box.put(item, timeout=0.1)
+                self.box.put(item, timeout=0.1)
                 return
             except queue.Full:
                 try:
-                    box.get_nowait()  # drop the oldest: a live source cannot wait for us
+                    self.box.get_nowait()  # a live source cannot wait for us: drop the oldest
+                    self.dropped += 1
                 except queue.Empty:
                     pass
 
-    def run() -> None:
+    def _run(self) -> None:
         try:
-            for item in items:
-                if stop.is_set():
+            for item in self.items:
+                if self.stop.is_set():
                     return
-                put(item)
-            put(done)
+                self._put(item)
+            self._put(self._DONE)
         except BaseException as err:  # handed to the consumer
-            put(err)
+            self._put(err)
 
-    thread = threading.Thread(target=run, name="edgekit-frame-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = box.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
+    def __iter__(self) -> Iterator[Any]:
+        threading.Thread(target=self._run, name="edgekit-frame-reader", daemon=True).start()
+        try:
+            while True:
+                item = self.box.get()
+                if item is self._DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.stop.set()
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:

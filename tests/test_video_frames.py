@@ -4,6 +4,7 @@ truncated files and a camera that drops out."""
 from __future__ import annotations
 
 import itertools
+import time
 
 import cv2
 import numpy as np
@@ -11,8 +12,8 @@ import pytest
 
 from edgekit.errors import EdgekitError
 from edgekit.runtimes.frame_select import FrameSelector
-from edgekit.runtimes.video import (Backoff, CaptureSource, ImageFolderSource, SourceLost, model_size, open_source,
-                                    resize_for_model)
+from edgekit.runtimes.video import (Backoff, CaptureSource, ImageFolderSource, Prefetch, SourceLost, model_size,
+                                    open_source, resize_for_model)
 from synthetic_video import BLUE, GREEN, RED, DroppingCapture, cut_times, frame, write_video
 
 
@@ -156,3 +157,23 @@ def test_camera_that_does_not_come_back_raises_source_lost(tmp_path):
     assert len(got) == 7 and sleeps == [1.0, 2.0, 4.0]
     assert "camera 0 stopped delivering frames and did not come back after 3 reconnect tries" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_prefetch_drops_the_oldest_when_the_caller_falls_behind():
+    reader = Prefetch(iter(range(30)), maxsize=4)
+    items = iter(reader)
+    got = [next(items)]
+    time.sleep(0.6)  # a long caption: the reader keeps going and drops what it cannot hold
+    got += list(items)
+    assert reader.dropped > 0 and len(got) + reader.dropped == 30
+    assert got == sorted(got) and got[-1] == 29  # order kept, the newest frames survive
+
+    def failing():
+        yield from range(3)
+        raise SourceLost("camera 0 stopped delivering frames")
+
+    got = []
+    with pytest.raises(SourceLost):
+        for item in Prefetch(failing(), maxsize=8):
+            got.append(item)
+    assert got == [0, 1, 2]
