@@ -175,17 +175,23 @@ class Summarizer:
             reason, message, error = "disconnected", str(err), err
             segment.end = max(segment.start, t)
             self._close(segment, source)  # what was seen before the loss is captioned
+        except EdgekitError as err:  # e.g. an unreadable file: the run's record says so, then the caller does
+            self._write_events(source)
+            self.timeline.stop("error", t, str(err), self._stats(selector, source, reader))
+            raise
         if source.stopped_early:
             reason, message = "truncated", source.stopped_early
         self._write_events(source)
         summary = self._final_summary()
         if summary is None and (self.recent or self.summaries) and reason == "interrupted":
             message += "; final summary skipped"
-        stats = {"segments": self.segments, "frames_seen": selector.seen,
-                 "skipped_duplicates": selector.skipped_duplicates,
-                 "reconnects": source.reconnects, "dropped_behind": reader.dropped if reader else 0}
-        self.timeline.stop(reason, t, message or "the source ended", stats)
+        self.timeline.stop(reason, t, message or "the source ended", self._stats(selector, source, reader))
         return RunResult(reason, message, t, self.segments, summary, error)
+
+    def _stats(self, selector: FrameSelector, source: Source, reader: Prefetch | None) -> dict[str, int]:
+        return {"segments": self.segments, "frames_seen": selector.seen,
+                "skipped_duplicates": selector.skipped_duplicates, "reconnects": source.reconnects,
+                "dropped_behind": reader.dropped if reader else 0}
 
     def _add(self, segment: Segment, kept: Selected) -> None:
         segment.frames.append(kept.frame.image)

@@ -199,3 +199,12 @@ def test_video_pipeline_imports_without_torch():
         print('OK')
     """)
     assert proc.returncode == 0 and proc.stdout.startswith("OK"), proc.stderr[-2000:]
+
+
+def test_unreadable_file_leaves_a_stop_record(model, tmp_path):
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(b"RIFF" + b"\x00" * 500)
+    with pytest.raises(EdgekitError, match="cannot open the video|no frame could be read"):
+        run(model, open_source(str(bad)), tmp_path / "out")
+    (run1,) = json.loads((tmp_path / "out" / "timeline.json").read_text())["runs"]
+    assert run1["stop"]["reason"] == "error" and run1["segments"] == []
