@@ -1,0 +1,173 @@
+"""Captioners: what turns a segment's frames into a caption, and captions into a summary.
+
+``ChatCaptioner`` holds the mechanics every model-based captioner shares: one running conversation
+whose decoder state is kept between segments (each segment feeds only its own turn), a context that
+rolls when it fills up (a summary of the old segments replaces them), and summaries made from a
+checkpoint of the summary system prompt (``PromptCache``). Subclasses say what a segment's turn is.
+
+``FrameStatsCaptioner`` is the text-only one available until vision lands in the bundle: it describes
+each frame pair by its statistics (dominant colour, brightness, motion) in words, in the same
+``<t seconds> ...`` pair layout Qwen3.5 uses for video, and lets the text model caption that. Its
+captions are only as good as those statistics: it does not see objects. The vision captioner will
+replace ``segment_turn`` with the pairs' vision tokens and ``prefill_turn`` with a prefill that
+splices in the vision tower's embeddings; everything else stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from edgekit.errors import EdgekitError
+from edgekit.runtimes.model import Model
+from edgekit.runtimes.prompt_cache import PromptCache
+from edgekit.runtimes.state import HybridState
+from edgekit.runtimes.timeline import clock
+from edgekit.sampling import SamplingParams
+from edgekit.tokenizer import render_chat
+
+CAPTION_SYSTEM = ("You watch a video one segment at a time. For each segment, reply with one short sentence "
+                  "saying what happens in it.")
+SUMMARY_SYSTEM = "You summarize a video from its timeline of captions. Reply with a short paragraph."
+
+
+class Captioner(Protocol):
+    """What the summarizer loop needs. Frames are BGR uint8, timestamps in seconds."""
+
+    def caption(self, frames: list[np.ndarray], timestamps: list[float]) -> str: ...
+
+    def summarize(self, captions: list[tuple[float, float, str]]) -> str: ...
+
+
+def frame_pairs(frames: Sequence[np.ndarray], timestamps: Sequence[float]) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """Consecutive frames as Qwen3.5's temporal patches of 2: (mean time, first, second); an odd last
+    frame is paired with itself, as a still image is."""
+    pairs = []
+    for i in range(0, len(frames), 2):
+        j = min(i + 1, len(frames) - 1)
+        pairs.append(((timestamps[i] + timestamps[j]) / 2, frames[i], frames[j]))
+    return pairs
+
+
+class ChatCaptioner:
+    """Captions segments in one conversation whose decoder state is kept between segments."""
+
+    description = "a chat model"
+
+    def __init__(self, model: Model, caption_tokens: int = 32, summary_tokens: int = 96,
+                 sampling: SamplingParams | None = None, cache_bytes: int = 128 * 2**20) -> None:
+        self.model = model
+        self.caption_tokens = caption_tokens
+        self.summary_tokens = summary_tokens
+        self.sampling = sampling or SamplingParams()
+        self.cache = PromptCache(model, budget_bytes=cache_bytes)
+        encode = model.tokenizer.encode
+        self._caption_system = encode(render_chat([{"role": "system", "content": CAPTION_SYSTEM}],
+                                                  add_generation_prompt=False))
+        self._summary_system = encode(render_chat([{"role": "system", "content": SUMMARY_SYSTEM}],
+                                                  add_generation_prompt=False))
+        self._close = encode("<|im_end|>\n")
+        self.state, _ = self.cache.prefill(self._caption_system, marks=[(len(self._caption_system), "system")])
+        self.since_roll: list[tuple[float, float, str]] = []  # what the live context holds, for the next roll
+        self.rolls = 0
+
+    # -- what subclasses provide ---------------------------------------------------------------------
+    def segment_turn(self, frames: list[np.ndarray], timestamps: list[float]) -> str:
+        """The user turn's text for one segment."""
+        raise NotImplementedError
+
+    def prefill_turn(self, state: HybridState, ids: list[int], frames: list[np.ndarray],
+                     timestamps: list[float]) -> np.ndarray:
+        """Fold a segment's turn into ``state``; return the last logits. Text only here."""
+        return self.model.prefill(state, ids)
+
+    # -- the Captioner protocol ----------------------------------------------------------------------
+    def caption(self, frames: list[np.ndarray], timestamps: list[float]) -> str:
+        """Caption one segment, continuing the conversation: only this segment's turn is fed."""
+        ids = self.model.tokenizer.encode(render_chat([{"role": "user",
+                                                        "content": self.segment_turn(frames, timestamps)}]))
+        need = len(ids) + self.caption_tokens + len(self._close)
+        if self.state.length + need > self.state.max_context:
+            self._roll()
+        if self.state.length + need > self.state.max_context:
+            raise EdgekitError(f"one segment needs {need} tokens of context but only "
+                               f"{self.state.max_context - self.state.length} are left after the summary",
+                               "use a shorter --segment, a lower --fps or a larger --max-context")
+        logits = self.prefill_turn(self.state, ids, frames, timestamps)
+        tokens = list(self.model.decode(self.state, logits, self.sampling, self.caption_tokens))
+        self.model.prefill(self.state, self._close)  # the reply's end, sampled or not, closes the turn
+        text = self.model.tokenizer.decode(tokens, skip_special=True).strip()
+        self.since_roll.append((timestamps[0], timestamps[-1], text))
+        return text
+
+    def summarize(self, captions: list[tuple[float, float, str]]) -> str:
+        """A summary of timestamped captions, from a fresh state resumed at the summary system prompt."""
+        if not captions:
+            return ""
+        room = self.state.max_context - self.summary_tokens
+        kept = list(captions)
+        while True:
+            listing = "\n".join(f"[{clock(a)}-{clock(b)}] {text}" for a, b, text in kept)
+            left_out = len(captions) - len(kept)
+            note = f"({left_out} earlier captions left out)\n" if left_out else ""
+            ids = self._summary_system + self.model.tokenizer.encode(render_chat([{
+                "role": "user", "content": f"Timeline:\n{note}{listing}\n\nSummarize what happens in the video."}]))
+            if len(ids) <= room or len(kept) == 1:
+                break
+            kept.pop(0)  # the context budget wins over the oldest captions
+        if len(ids) > room:
+            raise EdgekitError(f"a caption is too long to summarize within {self.state.max_context} tokens",
+                               "load the bundle with a larger --max-context")
+        state, logits = self.cache.prefill(ids, marks=[(len(self._summary_system), "system")])
+        tokens = list(self.model.decode(state, logits, self.sampling, self.summary_tokens))
+        return self.model.tokenizer.decode(tokens, skip_special=True).strip()
+
+    def _roll(self) -> None:
+        """Replace the conversation by the system prompt and a summary of what it held (bounded memory)."""
+        if not self.since_roll:
+            return
+        start, end = self.since_roll[0][0], self.since_roll[-1][1]
+        summary = self.summarize(self.since_roll)
+        earlier = render_chat([{"role": "user", "content": f"Earlier in the video ({clock(start)}-{clock(end)}): "
+                                                           f"{summary}"}], add_generation_prompt=False)
+        self.state, _ = self.cache.prefill(self._caption_system + self.model.tokenizer.encode(earlier))
+        self.since_roll = [(start, end, summary)]
+        self.rolls += 1
+
+
+class FrameStatsCaptioner(ChatCaptioner):
+    """Text-only stand-in until vision: frame pairs described by colour, brightness and motion."""
+
+    description = ("frame statistics (colour, brightness, motion) read by the text model; "
+                   "not vision - the vision captioner comes with the vision integration")
+
+    def segment_turn(self, frames: list[np.ndarray], timestamps: list[float]) -> str:
+        lines = [f"<{t:.1f} seconds> {describe_pair(a, b)}" for t, a, b in frame_pairs(frames, timestamps)]
+        return "Video segment, one line per frame pair:\n" + "\n".join(lines) + \
+            "\nDescribe this segment in one short sentence."
+
+
+def describe_pair(a: np.ndarray, b: np.ndarray) -> str:
+    """``mostly red, brightness 0.42, motion 0.03`` for a pair of BGR frames."""
+    mean = (a.reshape(-1, 3).mean(0) + b.reshape(-1, 3).mean(0)) / 2
+    hue, saturation, value = cv2.cvtColor(mean.astype(np.uint8).reshape(1, 1, 3), cv2.COLOR_BGR2HSV)[0, 0]
+    grey_a, grey_b = (cv2.cvtColor(x, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255 for x in (a, b))
+    motion = float(np.abs(grey_a - grey_b).mean())
+    return f"mostly {colour_name(int(hue), int(saturation), int(value))}, brightness {value / 255:.2f}, " \
+           f"motion {motion:.2f}"
+
+
+def colour_name(hue: int, saturation: int, value: int) -> str:
+    """A plain name for an OpenCV HSV colour (hue 0..179, saturation and value 0..255)."""
+    if value < 40:
+        return "black"
+    if saturation < 40:
+        return "white" if value > 200 else "grey"
+    for limit, name in ((8, "red"), (20, "orange"), (33, "yellow"), (80, "green"), (100, "cyan"),
+                        (130, "blue"), (150, "purple"), (170, "magenta")):
+        if hue < limit:
+            return name
+    return "red"
