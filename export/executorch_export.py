@@ -44,9 +44,9 @@ def build_decoder(ck: Checkpoint, quant: str, block_size: int, max_context: int)
 def export_programs(decoder: Qwen35Decoder, chunk_size: int) -> dict[str, torch.export.ExportedProgram]:
     """``forward`` with a dynamic token count, and the two state methods, as exported programs."""
     seq = torch.export.Dim("tokens", min=1, max=chunk_size)
-    example = (torch.zeros(1, 2, dtype=torch.long), torch.zeros(3, 2, dtype=torch.long), torch.tensor([0]))
+    example = (torch.zeros(1, 2, dtype=torch.long), torch.tensor([0]))
     with torch.no_grad():
-        forward = torch.export.export(decoder, example, dynamic_shapes=({1: seq}, {1: seq}, None), strict=False)
+        forward = torch.export.export(decoder, example, dynamic_shapes=({1: seq}, None), strict=False)
         reader, writer = StateIO(decoder, write=False), StateIO(decoder, write=True)
         state = reader()
         get_state = torch.export.export(reader, (), strict=False)
@@ -93,7 +93,8 @@ def export_executorch(model: str, out: str | Path, *, quant: str = "8da4w", bloc
         eos = common_manifest(ck, "executorch", target, runtime)["tokenizer"]["eos_ids"]
         pte = lower(programs, {"get_max_context_len": runtime["max_context"],
                                "get_max_seq_len": runtime["chunk_size"], "get_vocab_size": ck.text.vocab_size,
-                               "get_eos_ids": eos})
+                               "get_eos_ids": eos, "use_kv_cache": True, "enable_dynamic_shape": True,
+                               "get_bos_id": -1, "get_n_layers": ck.text.num_layers})
         bar.update(steps, advance=1)
         with atomic_dir(out, overwrite=overwrite) as tmp:
             (tmp / "model.pte").write_bytes(pte)

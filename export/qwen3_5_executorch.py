@@ -3,8 +3,10 @@
 The hybrid state lives in registered buffers, which ExecuTorch turns into mutable buffers shared by
 the program's methods; the caller still owns it through two extra methods:
 
-  forward(tokens [1, T], positions [3, T], cache_pos [1]) -> logits [1, V]   (T in 1..max_chunk)
-      folds T tokens in: DeltaNet conv/recurrent states updated, KV rows written at cache_pos.
+  forward(tokens [1, T], input_pos [1]) -> logits [1, V]   (T in 1..max_chunk)
+      folds T tokens in at positions input_pos.. (DeltaNet states updated, KV rows written there);
+      at input_pos 0 the DeltaNet states start from zero. This is the signature of ExecuTorch's LLM
+      runner (Android ``LlmModule``), so the stock runner can drive the program too.
   get_state() -> (conv..., recurrent..., key..., value...)                   copies of every buffer
   set_state(conv..., recurrent..., key..., value...)                         overwrites every buffer
 
@@ -113,7 +115,8 @@ class GatedDeltaNet(nn.Module):
         self.register_buffer("recurrent", torch.zeros(
             1, cfg.linear_num_value_heads, cfg.linear_key_head_dim, cfg.linear_value_head_dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+        """``fresh``: bool [1], true at position 0 (the program's buffers hold no meaningful state yet)."""
         cfg = self.cfg
         hk, hv = cfg.linear_num_key_heads, cfg.linear_num_value_heads
         dk, dv = cfg.linear_key_head_dim, cfg.linear_value_head_dim
@@ -121,7 +124,8 @@ class GatedDeltaNet(nn.Module):
         qkv, z = self.in_proj_qkvz(x).split([cfg.conv_dim, hv * dv], dim=-1)
         beta_in, a = self.in_proj_ba(x).split([hv, hv], dim=-1)
 
-        window = torch.cat([self.conv, qkv], dim=1)  # [B, K-1+T, C]
+        conv = torch.where(fresh, 0.0, self.conv)  # where, not a product: unset memory may hold NaNs
+        window = torch.cat([conv, qkv], dim=1)  # [B, K-1+T, C]
         self.conv.copy_(window[:, t:])
         qkv = F.silu(F.conv1d(window.transpose(1, 2), self.conv_weight, groups=cfg.conv_dim)).transpose(1, 2)
         q, k, v = qkv.split([hk * dk, hk * dk, hv * dv], dim=-1)
@@ -132,7 +136,7 @@ class GatedDeltaNet(nn.Module):
         beta = torch.sigmoid(beta_in)
         out, state = torch.ops.llama.gated_delta_rule(
             q.transpose(1, 2), k.transpose(1, 2), v.reshape(b, t, hv, dv).transpose(1, 2),
-            decay.transpose(1, 2), beta.transpose(1, 2), self.recurrent)
+            decay.transpose(1, 2), beta.transpose(1, 2), torch.where(fresh, 0.0, self.recurrent))
         self.recurrent.copy_(state)
         out = rms_norm(out.transpose(1, 2), self.norm, cfg.rms_norm_eps) * F.silu(z.view(b, t, hv, dv))
         return self.out_proj(out.reshape(b, t, hv * dv))
@@ -156,9 +160,10 @@ class Layer(nn.Module):
         self.register_buffer("post_norm", w(f"{p}.post_attention_layernorm.weight") + 1.0)
         self.inter, self.eps = inter, cfg.rms_norm_eps
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: int,
+                fresh: torch.Tensor) -> torch.Tensor:
         h = rms_norm(x, self.input_norm, self.eps)
-        x = x + (self.mixer(h, cos, sin, start) if self.is_attention else self.mixer(h))
+        x = x + (self.mixer(h, cos, sin, start) if self.is_attention else self.mixer(h, fresh))
         gate, up = self.gate_up(rms_norm(x, self.post_norm, self.eps)).split([self.inter, self.inter], dim=-1)
         return x + self.down(F.silu(gate) * up)
 
@@ -178,20 +183,19 @@ class Qwen35Decoder(nn.Module):
         self.lm_head = linear(table if cfg.tie_word_embeddings else w("lm_head.weight"))
         dim = cfg.rotary_dim
         self.register_buffer("inv_freq", 1.0 / cfg.rope_theta ** (torch.arange(0, dim, 2).float() / dim))
-        rows = torch.zeros(dim // 2, dtype=torch.long)  # which of (t, h, w) feeds each frequency (interleaved)
-        for axis, offset in ((1, 1), (2, 2)):
-            rows[offset: cfg.mrope_section[axis] * 3: 3] = axis
-        self.register_buffer("mrope_select", F.one_hot(rows, 3).T.float()[:, None, :])  # [3, 1, dim/2]
 
-    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, cache_pos: torch.Tensor) -> torch.Tensor:
-        start = cache_pos[0].item()
+    def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
+        start = input_pos[0].item()
         torch._check_is_size(start)
         torch._check(start + tokens.shape[1] <= self.max_context)
-        freqs = (positions.float()[..., None] * self.inv_freq * self.mrope_select).sum(0)  # [T, dim/2]
+        # Text: the three mRoPE rows (t, h, w) are all the running index, so this is plain RoPE.
+        positions = (input_pos + torch.arange(tokens.shape[1])).float()
+        freqs = positions[:, None] * self.inv_freq  # [T, dim/2]
         cos, sin = torch.cos(freqs)[None], torch.sin(freqs)[None]
+        fresh = input_pos == 0
         x = self.embed(tokens)
         for layer in self.layers:
-            x = layer(x, cos, sin, start)
+            x = layer(x, cos, sin, start, fresh)
         return self.lm_head(rms_norm(x[:, -1], self.final_norm, self.cfg.rms_norm_eps))
 
 

@@ -82,11 +82,13 @@ class ExecuTorchDecoder:
         if state.length + t > state.max_context:
             raise EdgekitError(f"{state.length + t} tokens exceed the context budget of {state.max_context}",
                                "shorten the prompt")
+        if positions.reshape(3, t)[0, 0] != state.length:
+            raise EdgekitError("this ExecuTorch bundle takes text positions only (position = tokens so far)",
+                               "use an ONNX bundle for images")
         self._make_resident(state)
         torch = self._torch
         logits = self._methods["forward"].execute([
             torch.from_numpy(np.ascontiguousarray(ids.reshape(1, t), dtype=np.int64)),
-            torch.from_numpy(np.ascontiguousarray(positions.reshape(3, t), dtype=np.int64)),
             torch.tensor([state.length], dtype=torch.long)])[0]
         state.length += t
         return logits[0].numpy()
