@@ -26,9 +26,12 @@ def export(
     model: str = typer.Argument(..., help="Hub id (Qwen/Qwen3.5-0.8B), checkpoint folder, or built-in: "
                                           "tiny-random, random-0.8b, random-2b (random weights)."),
     out: Path = typer.Option(..., "-o", "--out", help="Bundle folder to write."),
-    format: str = typer.Option("onnx", "--format", help="onnx (ExecuTorch is not available yet)."),
-    quant: str = typer.Option("int4", "--quant", help="int4 or fp32 (fp32 is for parity checks)."),
-    block_size: int = typer.Option(32, "--block-size", help="int4 block size: 32, 64 or 128."),
+    format: Optional[str] = typer.Option(None, "--format",
+                                         help="onnx or executorch (.pte, XNNPACK). Default: executorch for "
+                                              "--target android, else onnx."),
+    quant: Optional[str] = typer.Option(None, "--quant", help="onnx: int4 (default) or fp32; executorch: 8da4w "
+                                                             "(default) or fp32. fp32 is for parity checks."),
+    block_size: int = typer.Option(32, "--block-size", help="int4 block (group) size: 32, 64 or 128."),
     target: str = typer.Option("cpu", "--target", help="cpu, rpi or android: sets context/chunk defaults."),
     max_context: Optional[int] = typer.Option(None, "--max-context", help="Context budget (tokens)."),
     contrib_ops: bool = typer.Option(True, "--contrib-ops/--standard-ops",
@@ -36,17 +39,33 @@ def export(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle folder."),
 ) -> None:
     """Export a Qwen3.5 checkpoint to a bundle folder."""
+    format = format or ("executorch" if target == "android" else "onnx")
     try:
-        if format != "onnx":
-            raise EdgekitError(f"format {format!r} is not available yet", "use --format onnx")
-        from edgekit.export.onnx_export import export_onnx
+        if format == "onnx":
+            from edgekit.export.onnx_export import export_onnx
 
-        bundle = export_onnx(model, out, quant=quant, block_size=block_size, target=target,
-                             contrib_ops=contrib_ops, max_context=max_context, overwrite=overwrite)
+            quant = quant or "int4"
+            bundle = export_onnx(model, out, quant=quant, block_size=block_size, target=target,
+                                 contrib_ops=contrib_ops, max_context=max_context, overwrite=overwrite)
+        elif format == "executorch":
+            quant = quant or "8da4w"
+            bundle = _export_executorch()(model, out, quant=quant, block_size=block_size, target=target,
+                                          max_context=max_context, overwrite=overwrite)
+        else:
+            raise EdgekitError(f"unknown format {format!r}", "use --format onnx or --format executorch")
     except EdgekitError as err:
         _fail(err)
     total = sum(f["bytes"] for f in bundle.manifest["files"].values())
-    typer.echo(f"wrote {out} ({total / 2**20:.1f} MiB, {quant}, target {target})")
+    typer.echo(f"wrote {out} ({total / 2**20:.1f} MiB, {format}, {quant}, target {target})")
+
+
+def _export_executorch():
+    try:
+        from edgekit.export.executorch_export import export_executorch
+    except ImportError as err:
+        raise EdgekitError(f"--format executorch needs {err.name}, which is not installed",
+                           "pip install 'edgekit[export,executorch]'") from None
+    return export_executorch
 
 
 def _load(bundle: Path, threads: Optional[int], max_context: Optional[int]):

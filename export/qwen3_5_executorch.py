@@ -21,14 +21,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import importlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import executorch.extension.llm.custom_ops.custom_ops  # noqa: F401  (registers torch.ops.llama.*)
-from executorch.exir.passes import _quant_patterns_and_replacements  # noqa: F401 (quantized_decomposed ops)
 from edgekit.config import TextConfig
 from edgekit.export.quantize import quantize_int4
+
+# Importing these registers the torch ops the decoder calls: llama::{gated_delta_rule, update_cache,
+# custom_sdpa} and quantized_decomposed::embedding_4bit.
+for _ops in ("executorch.extension.llm.custom_ops.custom_ops", "executorch.exir.passes._quant_patterns_and_replacements"):
+    importlib.import_module(_ops)
 
 WeightSource = Callable[[str], torch.Tensor]  # checkpoint tensor by name under the text model, as float32
 

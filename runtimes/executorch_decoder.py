@@ -11,6 +11,8 @@ installed; the onnxruntime backend does not. On Android the same .pte runs throu
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
 from edgekit.bundle import Bundle
@@ -23,8 +25,10 @@ def _import_runtime():
         import torch
         from executorch.extension.pybindings import portable_lib
         from executorch.runtime import Runtime
-        import executorch.extension.llm.custom_ops.custom_ops  # noqa: F401  (llama:: kernels)
-        import executorch.kernels.quantized  # noqa: F401  (quantized_decomposed::embedding_4bit)
+
+        # The kernels the program calls outside XNNPACK: without them, loading fails with "Missing operator".
+        for kernels in ("executorch.extension.llm.custom_ops.custom_ops", "executorch.kernels.quantized"):
+            importlib.import_module(kernels)
     except ImportError as err:
         raise EdgekitError(f"this bundle needs the ExecuTorch runtime ({err.name} is not installed)",
                            "pip install 'edgekit[executorch]', or export the model with --format onnx") from None

@@ -36,3 +36,23 @@ def fp32_scan_bundle(tmp_path_factory):
 @pytest.fixture(scope="session")
 def int4_bundle(tmp_path_factory):
     return _bundle(tmp_path_factory, "int4", quant="int4")
+
+
+def _et_bundle(tmp_path_factory, name: str, **kw):
+    pytest.importorskip("executorch")
+    from edgekit.export.executorch_export import export_executorch
+
+    out = tmp_path_factory.mktemp("bundles") / name
+    export_executorch("tiny-random", out, show_progress=False, **kw)
+    return out
+
+
+@pytest.fixture(scope="session")
+def et_fp32_bundle(tmp_path_factory):
+    """ExecuTorch fp32 .pte; chunk 128 so a 200-token prompt takes two calls."""
+    return _et_bundle(tmp_path_factory, "et-fp32", quant="fp32", target="android", max_context=512)
+
+
+@pytest.fixture(scope="session")
+def et_8da4w_bundle(tmp_path_factory):
+    return _et_bundle(tmp_path_factory, "et-8da4w", quant="8da4w", target="android", max_context=512)

@@ -1,0 +1,123 @@
+"""The ExecuTorch backend against transformers, and its state API (the same as the ONNX backend's)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import edgekit
+from edgekit.bundle import Bundle
+from edgekit.errors import EdgekitError
+from edgekit.runtimes import PromptCache
+from hf_reference import HFRunner
+
+pytest.importorskip("executorch")
+pytestmark = pytest.mark.slow
+
+
+def _prompt(n: int, seed: int = 0) -> list[int]:
+    return np.random.default_rng(seed).integers(0, 240_000, n).tolist()
+
+
+@pytest.mark.parametrize("length", [1, 7, 64, 200])
+def test_fp32_prefill_then_decode_matches_transformers(et_fp32_bundle, tiny_hf, length):
+    model = edgekit.load(et_fp32_bundle)
+    state, hf = model.new_state(), HFRunner(tiny_hf)
+    prompt = _prompt(length)
+    ours, ref = model.prefill(state, prompt), hf.feed(prompt)  # 200 tokens: two calls of <= 128
+    assert np.abs(ours - ref).max() < 1e-4
+    token = int(ref.argmax())
+    for _ in range(10):
+        ours, ref = model.step(state, token), hf.feed([token])
+        assert np.abs(ours - ref).max() < 1e-4
+        assert int(ours.argmax()) == int(ref.argmax())
+        token = int(ref.argmax())
+    # The state read back from the program equals transformers' cache.
+    for name, ref_state in hf.states(model.config.deltanet_layers, model.config.attention_layers).items():
+        kind, layer = name.split(".")
+        ours_state = {"conv": state.conv, "recurrent": state.recurrent, "key": state.keys,
+                      "value": state.values}[kind][int(layer)]
+        if kind in ("key", "value"):
+            ours_state = ours_state[:, :, : state.length]
+        assert np.abs(ours_state - ref_state).max() < 1e-4, name
+
+
+def test_snapshot_restore_and_fork(et_fp32_bundle, tiny_hf):
+    """Two states used in turns (the program swaps them in and out) each continue exactly."""
+    model = edgekit.load(et_fp32_bundle)
+    prompt = _prompt(30, seed=1)
+    a = model.new_state()
+    model.prefill(a, prompt)
+    b = a.copy()  # read out of the program
+    la, lb = model.step(a, 11), model.step(b, 22)  # b goes in, a is saved out
+    la2 = model.step(a, 12)  # a comes back
+    full = HFRunner(tiny_hf).all_logits
+    assert np.abs(la - full(prompt + [11])[-1]).max() < 1e-4
+    assert np.abs(lb - full(prompt + [22])[-1]).max() < 1e-4
+    assert np.abs(la2 - full(prompt + [11, 12])[-1]).max() < 1e-4
+    # A state from a fresh new_state() after others were resident starts from zero, not their memory.
+    fresh = model.new_state()
+    assert np.abs(model.prefill(fresh, prompt[:5]) - full(prompt[:5])[-1]).max() < 1e-4
+
+
+def test_prompt_cache_on_executorch(et_fp32_bundle):
+    model = edgekit.load(et_fp32_bundle)
+    system, q1, q2 = _prompt(40, 2), _prompt(9, 3), _prompt(12, 4)
+    cache = PromptCache(model, every=0)
+    cache.prefill(system + q1, marks=[(len(system), "system")])
+    state, cached = cache.prefill(system + q2)
+    cold = model.prefill(model.new_state(), system + q2)
+    assert np.abs(cached - cold).max() < 1e-5
+    assert state.length == len(system + q2)
+
+
+def test_8da4w_agrees_with_transformers(et_8da4w_bundle, tiny_hf):
+    model = edgekit.load(et_8da4w_bundle)
+    prompt = _prompt(64, seed=5)
+    state = model.new_state()
+    ref = HFRunner(tiny_hf).all_logits(prompt)
+    agree, rel = [], []
+    model.prefill(state, prompt[:8])
+    for i in range(8, len(prompt)):  # teacher-forced: every position from a decode step
+        logits = model.step(state, prompt[i]) if i > 8 else model.prefill(model.new_state(), prompt[:9])
+        agree.append(int(logits.argmax()) == int(ref[i].argmax()))
+        rel.append(np.linalg.norm(logits - ref[i]) / np.linalg.norm(ref[i]))
+    print(f"8da4w vs fp32 transformers: top-1 {np.mean(agree):.1%}, relative error {np.median(rel):.3f}")
+    assert np.mean(agree) >= 0.85
+    assert np.median(rel) < 0.25
+
+
+def test_generate_cli_and_manifest(et_8da4w_bundle):
+    manifest = json.loads((et_8da4w_bundle / "manifest.json").read_text())
+    assert manifest["backend"] == "executorch" and "llama::gated_delta_rule" in manifest["required_ops"]
+    assert not Bundle.open(et_8da4w_bundle).verify_files()
+    run = subprocess.run([sys.executable, "-m", "edgekit", "generate", str(et_8da4w_bundle), "-p", "Hi", "-n", "4"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-500:]
+    assert "tok/s" in run.stderr
+
+
+def test_limits_are_one_line_errors(et_fp32_bundle):
+    with pytest.raises(EdgekitError, match="fixed at 512"):
+        edgekit.load(et_fp32_bundle, max_context=1024)
+    model = edgekit.load(et_fp32_bundle, chunk_size=256)
+    with pytest.raises(EdgekitError, match="at most 128"):
+        model.prefill(model.new_state(), _prompt(200))
+    with pytest.raises(EdgekitError, match="context budget"):
+        model.prefill(model.new_state(), _prompt(600))
+
+
+def test_corrupt_pte_is_refused(et_fp32_bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "b"
+    shutil.copytree(et_fp32_bundle, copy)
+    with open(copy / "model.pte", "r+b") as f:
+        f.seek(100)
+        f.write(b"\xff" * 64)
+    with pytest.raises(EdgekitError, match="could not load"):
+        edgekit.load(copy)
