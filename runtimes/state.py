@@ -42,7 +42,7 @@ class HybridState:
     values: dict[int, np.ndarray]
     length: int = 0                    # tokens folded in (valid KV rows)
     next_position: int = 0             # next rotary position (runs ahead of length after images)
-    tokens: list[int] = field(default_factory=list)  # ids folded in so far (-1 for non-text rows)
+    tokens: list[int] = field(default_factory=list)  # ids folded in so far (vision rows: their pad id)
 
     @property
     def max_context(self) -> int:
