@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,21 @@ def rotary_tables(h: int, w: int, head_dim: int, theta: float, merge: int = 2) -
     angles = np.concatenate([rows[:, None].astype(np.float32) * inv_freq, cols[:, None].astype(np.float32) * inv_freq],
                             axis=-1)
     return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """An image file (JPEG, PNG, WebP, BMP...) as RGB uint8 [H, W, 3], decoded with OpenCV."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgekitError(f"image {path} does not exist", "check the path")
+    try:
+        import cv2
+    except ImportError:
+        raise EdgekitError("reading image files needs OpenCV", "pip install opencv-python-headless") from None
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # grey and alpha images come back as 3-channel BGR
+    if image is None:
+        raise EdgekitError(f"cannot read {path} as an image", "pass a JPEG, PNG, WebP or BMP file")
+    return np.ascontiguousarray(image[:, :, ::-1])
 
 
 class VisionEncoder:
