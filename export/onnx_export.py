@@ -93,7 +93,7 @@ def export_onnx(model: str, out: str | Path, *, quant: str = "int4", block_size:
                 VisionWriter(vcfg, ck.vision_weight, vgraph, vision_quant, block_size).build(
                     on_block=lambda i: bar.advance(blocks))
                 vgraph.save(tmp / "vision.onnx")
-                graphs["vision"] = vision_spec(ck, vcfg, vision_quant, block_size)
+                graphs["vision"] = vision_spec(ck.config, vision_quant, block_size)
             tok = bar.add_task("tokenizer", total=1, visible=show_progress)
             if ck.tokenizer_json:
                 (tmp / "tokenizer.json").write_bytes(ck.tokenizer_json.read_bytes())
@@ -122,8 +122,9 @@ def export_onnx(model: str, out: str | Path, *, quant: str = "int4", block_size:
     return Bundle(out, manifest)
 
 
-def vision_spec(ck: Checkpoint, cfg: VisionConfig, quant: str, block_size: int) -> dict[str, Any]:
+def vision_spec(config: dict[str, Any], quant: str, block_size: int) -> dict[str, Any]:
     """The manifest's ``graphs.vision``: the graph, its I/O, and what the runtime needs to feed and prompt it."""
+    cfg = VisionConfig.from_hf(config)
     return {
         "file": "vision.onnx", "data": "vision.onnx.data", "opset": OPSET, "inputs": INPUTS, "outputs": OUTPUTS,
         "weights": quant, **({"block_size": block_size} if quant != "fp32" else {}),
@@ -132,7 +133,7 @@ def vision_spec(ck: Checkpoint, cfg: VisionConfig, quant: str, block_size: int) 
         "position_grid": cfg.grid_side, "out_hidden_size": cfg.out_hidden_size,
         "image": {"min_pixels": vp.IMAGE_MIN_PIXELS, "max_pixels": vp.IMAGE_MAX_PIXELS},
         "video": {"min_pixels": vp.VIDEO_MIN_PIXELS, "max_pixels": vp.VIDEO_MAX_PIXELS, "fps": 2},
-        "token_ids": {name: ck.config[f"{name}_token_id"]
+        "token_ids": {name: config[f"{name}_token_id"]
                       for name in ("image", "video", "vision_start", "vision_end")},
     }
 
