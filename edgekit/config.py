@@ -86,6 +86,14 @@ class TextConfig:
         key_dim = self.linear_num_key_heads * self.linear_key_head_dim
         return 2 * key_dim + self.linear_num_value_heads * self.linear_value_head_dim
 
+    def state_tensors(self) -> list[tuple[str, int]]:
+        """(kind, layer) of every state tensor in layer order: ("conv", 0), ("recurrent", 0), ... ("key", 3)."""
+        out = []
+        for i, layer_type in enumerate(self.layer_types):
+            kinds = ("conv", "recurrent") if layer_type == "linear_attention" else ("key", "value")
+            out += [(kind, i) for kind in kinds]
+        return out
+
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-sequence shapes (batch 1) of each kind of state; KV is per token."""
         return {

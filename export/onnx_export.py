@@ -5,45 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-import edgekit
 from edgekit.bundle import Bundle, write_manifest
 from edgekit.errors import EdgekitError
-from edgekit.export.checkpoint import Checkpoint, load_checkpoint, read_config
+from edgekit.export.bundle_writer import check_out, common_manifest, progress, runtime_defaults, write_tokenizer
+from edgekit.export.checkpoint import load_checkpoint, read_config
 from edgekit.export.graph_builder import OPSET, GraphBuilder
-from edgekit.export.qwen3_5_onnx import DecoderWriter, GraphOptions, state_io_names
+from edgekit.export.qwen3_5_onnx import DecoderWriter, GraphOptions
 from edgekit.export.qwen3_5_vision_onnx import INPUTS, OUTPUTS, VISION_QUANTS, VisionConfig, VisionWriter
-from edgekit.export.tokenizer_files import build_tokenizer_json
 from edgekit.files import atomic_dir
 from edgekit.runtimes import vision_preprocess as vp
-from edgekit.tokenizer import CHAT_TEMPLATE_ID
-
-# Runtime defaults per target: the KV cache is preallocated to max_context, so phones and Pis get less.
-TARGETS: dict[str, dict[str, int]] = {
-    "cpu": {"max_context": 4096, "chunk_size": 256},
-    "rpi": {"max_context": 2048, "chunk_size": 128},
-    "android": {"max_context": 2048, "chunk_size": 128},
-}
-
-
-def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                    TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=Console(stderr=True))
-
-
-def state_spec(ck: Checkpoint) -> dict[str, Any]:
-    cfg = ck.text
-    shapes = cfg.state_shapes()
-    return {
-        "deltanet_layers": cfg.deltanet_layers,
-        "attention_layers": cfg.attention_layers,
-        "conv": {"shape": list(shapes["conv"]), "dtype": "float32", "layout": "batch,kernel-1,channels"},
-        "recurrent": {"shape": list(shapes["recurrent"]), "dtype": "float32", "layout": "batch,heads,dk,dv"},
-        "kv": {"row_shape": list(shapes["kv_row"]), "dtype": "float32", "layout": "batch,kv_heads,seq,head_dim"},
-        "names": [f"{kind}.{i}" for kind, i in state_io_names(cfg)],
-    }
 
 
 def export_onnx(model: str, out: str | Path, *, quant: str = "int4", block_size: int = 32, target: str = "cpu",
@@ -60,18 +30,13 @@ def export_onnx(model: str, out: str | Path, *, quant: str = "int4", block_size:
     if vision_quant not in VISION_QUANTS:
         raise EdgekitError(f"unknown vision quantization {vision_quant!r}",
                            f"use --vision-quant {', '.join(VISION_QUANTS)}")
-    if target not in TARGETS:
-        raise EdgekitError(f"unknown target {target!r}", f"use one of: {', '.join(TARGETS)}")
+    runtime = runtime_defaults(target, max_context)
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise EdgekitError(f"{out} already exists", "choose another -o folder or pass --overwrite")
-    runtime = dict(TARGETS[target])
-    if max_context:
-        runtime["max_context"] = max_context
+    check_out(out, overwrite)
     opts = GraphOptions(quant=quant, block_size=block_size, contrib_ops=contrib_ops)
     read_config(model)  # fail on a wrong model before any progress is shown
 
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task(f"loading {model}", total=None, visible=show_progress)
         ck = load_checkpoint(model)
         bar.update(task, total=1, completed=1)
@@ -95,31 +60,20 @@ def export_onnx(model: str, out: str | Path, *, quant: str = "int4", block_size:
                 vgraph.save(tmp / "vision.onnx")
                 graphs["vision"] = vision_spec(ck.config, vision_quant, block_size)
             tok = bar.add_task("tokenizer", total=1, visible=show_progress)
-            if ck.tokenizer_json:
-                (tmp / "tokenizer.json").write_bytes(ck.tokenizer_json.read_bytes())
-            else:
-                build_tokenizer_json(tmp / "tokenizer.json")
+            write_tokenizer(ck, tmp)
             bar.update(tok, completed=1)
             sums = bar.add_task("checksums + manifest", total=1, visible=show_progress)
             manifest = write_manifest(tmp, {
-                "created_by": f"edgekit {edgekit.__version__}",
-                "backend": "onnx",
-                "target": target,
-                "source": {"model": ck.model_id, "model_type": ck.config.get("model_type"), "config": ck.config},
+                **common_manifest(ck, "onnx", target, runtime),
                 "graphs": graphs,
-                "state": state_spec(ck),
                 "quantization": ({"weights": "fp32"} if quant == "fp32" else {
                     "weights": "int4", "block_size": block_size, "symmetric": True,
                     "accuracy_level": opts.accuracy_level, "embedding": "int4, shared with the tied lm_head",
                     "kept_fp32": ["norms", "conv1d", "in_proj_a/b (DeltaNet gates)"]}),
-                "tokenizer": {"file": "tokenizer.json", "chat_template": CHAT_TEMPLATE_ID,
-                              "eos_ids": _as_list(ck.generation.get("eos_token_id")),
-                              "pad_id": ck.generation.get("pad_token_id")},
-                "generation": {k: ck.generation[k] for k in ("temperature", "top_k", "top_p") if k in ck.generation},
-                "runtime": runtime,
             })
             bar.update(sums, completed=1)
     return Bundle(out, manifest)
+
 
 
 def vision_spec(config: dict[str, Any], quant: str, block_size: int) -> dict[str, Any]:
@@ -133,12 +87,5 @@ def vision_spec(config: dict[str, Any], quant: str, block_size: int) -> dict[str
         "position_grid": cfg.grid_side, "out_hidden_size": cfg.out_hidden_size,
         "image": {"min_pixels": vp.IMAGE_MIN_PIXELS, "max_pixels": vp.IMAGE_MAX_PIXELS},
         "video": {"min_pixels": vp.VIDEO_MIN_PIXELS, "max_pixels": vp.VIDEO_MAX_PIXELS, "fps": 2},
-        "token_ids": {name: config[f"{name}_token_id"]
-                      for name in ("image", "video", "vision_start", "vision_end")},
+        "token_ids": {name: config[f"{name}_token_id"] for name in ("image", "video", "vision_start", "vision_end")},
     }
-
-
-def _as_list(value) -> list[int]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]

@@ -25,7 +25,7 @@ KV update (the manifest's ``kv_update``), never a copy of the whole cache per st
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,14 +50,6 @@ class GraphOptions:
     block_size: int = 32
     accuracy_level: int = 4  # MatMulNBits: int8 activations (fast path on CPU)
     contrib_ops: bool = True  # False: CausalConvWithState/LinearAttention as standard ONNX (Conv, Scan)
-
-
-def state_io_names(cfg: TextConfig) -> Iterator[tuple[str, int]]:
-    """(kind, layer) for every state tensor, in graph order."""
-    for i in range(cfg.num_layers):
-        kinds = ("conv", "recurrent") if cfg.layer_types[i] == "linear_attention" else ("key", "value")
-        for kind in kinds:
-            yield kind, i
 
 
 class DecoderWriter:
@@ -114,7 +106,7 @@ class DecoderWriter:
         past_seq, new_seq = ("max_context", "max_context") if self.opts.contrib_ops else ("past_seq", "seq")
         state_shape = {"conv": ["batch", *conv_shape], "recurrent": ["batch", *rec_shape],
                        "key": ["batch", kv_heads, past_seq, head_dim], "value": ["batch", kv_heads, past_seq, head_dim]}
-        for kind, i in state_io_names(cfg):
+        for kind, i in cfg.state_tensors():
             g.input(f"past.{i}.{kind}", FLOAT, state_shape[kind])
         if self.opts.contrib_ops:
             g.input("past_length", INT64, [])

@@ -1,4 +1,5 @@
-"""The device side: runs a bundle with onnxruntime and numpy. Imports no torch and no transformers."""
+"""The device side: runs a bundle with onnxruntime and numpy (no torch, no transformers), or a .pte bundle
+with ExecuTorch's runtime (whose Python wheel links libtorch)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,13 @@ def load(bundle_dir: str | Path, threads: int | None = None, max_context: int | 
         from edgekit.runtimes.onnx_decoder import OnnxDecoder
 
         decoder = OnnxDecoder(bundle, threads=threads, max_context=max_context)
+    elif backend == "executorch":
+        from edgekit.runtimes.executorch_decoder import ExecuTorchDecoder
+
+        decoder = ExecuTorchDecoder(bundle, threads=threads, max_context=max_context)
     else:
         raise EdgekitError(f"bundle backend {backend!r} is not supported by this runtime",
-                           "re-export with --format onnx")
+                           "re-export with --format onnx or --format executorch")
     tokenizer = Tokenizer.from_file(bundle.file(bundle.manifest["tokenizer"]["file"]))
     return Model(bundle, decoder, tokenizer, chunk_size=chunk_size, threads=threads)
 

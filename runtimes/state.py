@@ -7,7 +7,7 @@ per token (it can be cut back to any length). The KV buffers are preallocated to
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -34,19 +34,48 @@ def aligned_copy(array: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass
+class StateHolder(Protocol):
+    """A backend that keeps a state in its own buffers (ExecuTorch) and can write it back."""
+
+    def release(self, state: "HybridState") -> None: ...
+
+
 class HybridState:
-    conv: dict[int, np.ndarray]        # DeltaNet layer -> [1, K-1, C]
-    recurrent: dict[int, np.ndarray]   # DeltaNet layer -> [1, Hv, dk, dv]
-    keys: dict[int, np.ndarray]        # attention layer -> [1, Hkv, max_context, D] (rows < length valid)
-    values: dict[int, np.ndarray]
-    length: int = 0                    # tokens folded in (valid KV rows)
-    next_position: int = 0             # next rotary position (runs ahead of length after images)
-    tokens: list[int] = field(default_factory=list)  # ids folded in so far (vision rows: their pad id)
+    """The state of one sequence: numpy arrays per layer plus counters.
+
+    ``conv``/``recurrent`` (DeltaNet layer -> [1, K-1, C] / [1, Hv, dk, dv]) and ``keys``/``values``
+    (attention layer -> [1, Hkv, max_context, D], rows < ``length`` valid). ``length``: tokens folded
+    in; ``next_position``: the next rotary position (runs ahead of length after images); ``tokens``:
+    ids folded in so far (a vision row holds its pad id). While a backend holds newer values (``holder``),
+    reading the arrays first copies them back, so callers always see the current state.
+    """
+
+    def __init__(self, conv: dict[int, np.ndarray], recurrent: dict[int, np.ndarray],
+                 keys: dict[int, np.ndarray], values: dict[int, np.ndarray], length: int = 0,
+                 next_position: int = 0, tokens: list[int] | None = None) -> None:
+        self._arrays = {"conv": conv, "recurrent": recurrent, "key": keys, "value": values}
+        self.length = length
+        self.next_position = next_position
+        self.tokens: list[int] = list(tokens or [])
+        self.holder: StateHolder | None = None
+
+    def _current(self, kind: str) -> dict[int, np.ndarray]:
+        if self.holder is not None:
+            self.holder.release(self)
+        return self._arrays[kind]
+
+    conv = property(lambda self: self._current("conv"))
+    recurrent = property(lambda self: self._current("recurrent"))
+    keys = property(lambda self: self._current("key"))
+    values = property(lambda self: self._current("value"))
 
     @property
     def max_context(self) -> int:
-        return next(iter(self.keys.values())).shape[2]
+        return next(iter(self._arrays["key"].values())).shape[2]
+
+    def arrays_by_name(self) -> dict[str, np.ndarray]:
+        """Every full array by name (``conv.0``, ``key.3``...) as stored, without asking a holder (for backends)."""
+        return {f"{kind}.{i}": a for kind, layers in self._arrays.items() for i, a in layers.items()}
 
     @property
     def state(self) -> dict[str, np.ndarray]:

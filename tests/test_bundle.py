@@ -12,7 +12,7 @@ import edgekit
 from edgekit.bundle import Bundle
 from edgekit.cli import app
 from edgekit.errors import EdgekitError
-from edgekit.export import onnx_export
+from edgekit.export import bundle_writer
 from edgekit.export.onnx_export import export_onnx
 
 runner = CliRunner()
@@ -114,7 +114,7 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     def boom(dest):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(onnx_export, "build_tokenizer_json", boom)
+    monkeypatch.setattr(bundle_writer, "build_tokenizer_json", boom)
     with pytest.raises(RuntimeError):
         export_onnx("tiny-random", tmp_path / "out", show_progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,113 @@
+"""``edgekit export --format executorch``: checkpoint -> bundle folder (model.pte, tokenizer.json, manifest.json).
+
+The decoder (export/qwen3_5_executorch.py) is exported with ``torch.export`` for a dynamic number of new
+tokens T in [1, chunk_size], its linear layers quantized by torchao (8-bit dynamic activations, int4
+weights per group: "8da4w"), the embedding as a 4-bit table, and lowered to XNNPACK. Three methods
+share the state buffers (``forward``, ``get_state``, ``set_state``), plus constant methods that let an
+app read the limits without the manifest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from edgekit.bundle import Bundle, write_manifest
+from edgekit.errors import EdgekitError
+from edgekit.export.bundle_writer import check_out, common_manifest, progress, runtime_defaults, write_tokenizer
+from edgekit.export.checkpoint import Checkpoint, load_checkpoint, read_config
+from edgekit.export.quantize import BLOCK_SIZES
+from edgekit.files import atomic_dir
+from edgekit.export.qwen3_5_executorch import Qwen35Decoder, StateIO
+
+# The ExecuTorch kernels a runtime must have linked in (the Android app checks these before loading).
+REQUIRED_OPS = ["llama::custom_sdpa", "llama::update_cache", "llama::gated_delta_rule",
+                "quantized_decomposed::embedding_4bit"]
+
+
+def build_decoder(ck: Checkpoint, quant: str, block_size: int, max_context: int) -> Qwen35Decoder:
+    """The torch decoder with its weights, quantized in place when ``quant`` is ``8da4w``."""
+    weights = {name: tensor.detach().float() for name, tensor in ck.tensors.items()}
+    decoder = Qwen35Decoder(ck.text, weights.__getitem__, max_context,
+                            embedding_block_size=block_size if quant == "8da4w" else None).eval()
+    if quant == "8da4w":
+        from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
+        from torchao.quantization.granularity import PerGroup
+
+        config = Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4, weight_granularity=PerGroup(block_size))
+        # The DeltaNet beta/decay projections stay fp32, as in the ONNX bundle.
+        quantize_(decoder, config, lambda m, fqn: isinstance(m, torch.nn.Linear) and not fqn.endswith("in_proj_ba"))
+    return decoder
+
+
+def export_programs(decoder: Qwen35Decoder, chunk_size: int) -> dict[str, torch.export.ExportedProgram]:
+    """``forward`` with a dynamic token count, and the two state methods, as exported programs."""
+    seq = torch.export.Dim("tokens", min=1, max=chunk_size)
+    example = (torch.zeros(1, 2, dtype=torch.long), torch.zeros(3, 2, dtype=torch.long), torch.tensor([0]))
+    with torch.no_grad():
+        forward = torch.export.export(decoder, example, dynamic_shapes=({1: seq}, {1: seq}, None), strict=False)
+        reader, writer = StateIO(decoder, write=False), StateIO(decoder, write=True)
+        state = reader()
+        get_state = torch.export.export(reader, (), strict=False)
+        set_state = torch.export.export(writer, tuple(state), strict=False)
+    return {"forward": forward, "get_state": get_state, "set_state": set_state}
+
+
+def lower(programs: dict[str, torch.export.ExportedProgram], constants: dict[str, object]) -> bytes:
+    """XNNPACK-lower the methods into one program whose methods share the state buffers."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
+    from executorch.exir.passes import MemoryPlanningPass
+
+    edge = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()], constant_methods=constants,
+                                       compile_config=EdgeCompileConfig(_check_ir_validity=False))
+    program = edge.to_executorch(ExecutorchBackendConfig(
+        memory_planning_pass=MemoryPlanningPass(share_mutable_buffers=True, alloc_graph_input=False),
+        emit_mutable_buffer_names=True))
+    return program.buffer
+
+
+def export_executorch(model: str, out: str | Path, *, quant: str = "8da4w", block_size: int = 32,
+                      target: str = "android", max_context: int | None = None, overwrite: bool = False,
+                      show_progress: bool = True) -> Bundle:
+    """Export ``model`` (hub id, checkpoint folder or built-in random name) to an ExecuTorch bundle at ``out``."""
+    if quant not in ("8da4w", "fp32"):
+        raise EdgekitError(f"unknown quantization {quant!r} for ExecuTorch", "use --quant 8da4w or --quant fp32")
+    if block_size not in BLOCK_SIZES:
+        raise EdgekitError(f"unknown block size {block_size}", f"use one of {BLOCK_SIZES}")
+    runtime = runtime_defaults(target, max_context)
+    out = Path(out)
+    check_out(out, overwrite)
+    read_config(model)  # fail on a wrong model before any progress is shown
+
+    with progress() as bar:
+        task = bar.add_task(f"loading {model}", total=None, visible=show_progress)
+        ck = load_checkpoint(model)
+        bar.update(task, total=1, completed=1)
+        steps = bar.add_task(f"quantizing ({quant})", total=3, visible=show_progress)
+        decoder = build_decoder(ck, quant, block_size, runtime["max_context"])
+        bar.update(steps, advance=1, description="torch.export")
+        programs = export_programs(decoder, runtime["chunk_size"])
+        bar.update(steps, advance=1, description="lowering to XNNPACK")
+        eos = common_manifest(ck, "executorch", target, runtime)["tokenizer"]["eos_ids"]
+        pte = lower(programs, {"get_max_context_len": runtime["max_context"],
+                               "get_max_seq_len": runtime["chunk_size"], "get_vocab_size": ck.text.vocab_size,
+                               "get_eos_ids": eos})
+        bar.update(steps, advance=1)
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            (tmp / "model.pte").write_bytes(pte)
+            write_tokenizer(ck, tmp)
+            manifest = write_manifest(tmp, {
+                **common_manifest(ck, "executorch", target, runtime),
+                "graphs": {"decoder": {"file": "model.pte", "methods": ["forward", "get_state", "set_state"],
+                                       "delegate": "xnnpack", "max_tokens_per_call": runtime["chunk_size"],
+                                       "kv_update": "resident", "logits": "last"}},
+                "required_ops": REQUIRED_OPS,
+                "quantization": ({"weights": "fp32"} if quant == "fp32" else {
+                    "weights": "8da4w", "block_size": block_size, "symmetric": True,
+                    "activations": "int8, dynamic per token",
+                    "embedding": "int4 table (a second copy: the tied lm_head is quantized by torchao)",
+                    "kept_fp32": ["norms", "conv1d", "in_proj_a/b (DeltaNet gates)"]}),
+            })
+    return Bundle(out, manifest)

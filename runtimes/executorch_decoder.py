@@ -1,0 +1,110 @@
+"""The ExecuTorch backend: runs the bundle's ``model.pte`` (XNNPACK) on a ``HybridState``.
+
+The program keeps one state in its own buffers (shared by its ``forward``, ``get_state`` and
+``set_state`` methods). This backend makes it look like every other: the state a caller passes is
+moved in with ``set_state`` when it is not the one resident, and moved out with ``get_state`` as soon
+as anyone reads its arrays (a copy, a checkpoint, a save). A generate loop on one state copies nothing.
+
+ExecuTorch's Python runtime links libtorch (the pip wheel's design), so this backend needs torch
+installed; the onnxruntime backend does not. On Android the same .pte runs through the ExecuTorch AAR.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgekit.bundle import Bundle
+from edgekit.errors import EdgekitError
+from edgekit.runtimes.state import HybridState, aligned_zeros
+
+
+def _import_runtime():
+    try:
+        import torch
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime
+        import executorch.extension.llm.custom_ops.custom_ops  # noqa: F401  (llama:: kernels)
+        import executorch.kernels.quantized  # noqa: F401  (quantized_decomposed::embedding_4bit)
+    except ImportError as err:
+        raise EdgekitError(f"this bundle needs the ExecuTorch runtime ({err.name} is not installed)",
+                           "pip install 'edgekit[executorch]', or export the model with --format onnx") from None
+    return torch, portable_lib, Runtime
+
+
+class ExecuTorchDecoder:
+    """One ``forward`` call folds T <= ``max_tokens`` tokens into a state and returns the last logits."""
+
+    backend = "executorch"
+
+    def __init__(self, bundle: Bundle, threads: int | None = None, max_context: int | None = None) -> None:
+        torch, portable_lib, runtime = _import_runtime()
+        self._torch = torch
+        self.bundle = bundle
+        self.cfg = bundle.text_config
+        graph = bundle.manifest["graphs"]["decoder"]
+        self.max_context = bundle.manifest["runtime"]["max_context"]
+        if max_context and max_context != self.max_context:
+            raise EdgekitError(f"this .pte's KV cache is fixed at {self.max_context} tokens at export",
+                               f"re-export with --max-context {max_context}, or load without max_context")
+        self.max_tokens = graph["max_tokens_per_call"]
+        if threads:
+            portable_lib._unsafe_reset_threadpool(threads)
+        path = bundle.file(graph["file"])
+        try:
+            program = runtime.get().load_program(path)
+            self._methods = {name: program.load_method(name) for name in ("forward", "get_state", "set_state")}
+        except Exception as err:  # ExecuTorch raises RuntimeError with its internal error code
+            raise EdgekitError(f"ExecuTorch could not load {path} ({str(err).strip().splitlines()[0][:200]})",
+                               "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
+        self._names = [f"{kind}.{i}" for kind in ("conv", "recurrent", "key", "value")
+                       for k, i in self.cfg.state_tensors() if k == kind]
+        self.resident: HybridState | None = None
+
+    def new_state(self) -> HybridState:
+        cfg, shapes = self.cfg, self.cfg.state_shapes()
+        kv_heads, head_dim = shapes["kv_row"]
+        kv = (1, kv_heads, self.max_context, head_dim)
+        return HybridState(
+            conv={i: aligned_zeros(shapes["conv"]) for i in cfg.deltanet_layers},
+            recurrent={i: aligned_zeros(shapes["recurrent"]) for i in cfg.deltanet_layers},
+            keys={i: aligned_zeros(kv) for i in cfg.attention_layers},
+            values={i: aligned_zeros(kv) for i in cfg.attention_layers})
+
+    def forward(self, state: HybridState, ids: np.ndarray, positions: np.ndarray,
+                embeds: np.ndarray | None = None) -> np.ndarray:
+        """Fold ``ids`` ([T] int64) into ``state``; return logits [V]. Text only: no ``embeds`` yet."""
+        t = len(ids)
+        if embeds is not None:
+            raise EdgekitError("this ExecuTorch bundle takes token ids only", "use an ONNX bundle for images")
+        if t > self.max_tokens:
+            raise EdgekitError(f"{t} tokens in one call; this .pte takes at most {self.max_tokens}",
+                               f"use a chunk size <= {self.max_tokens}")
+        if state.length + t > state.max_context:
+            raise EdgekitError(f"{state.length + t} tokens exceed the context budget of {state.max_context}",
+                               "shorten the prompt")
+        self._make_resident(state)
+        torch = self._torch
+        logits = self._methods["forward"].execute([
+            torch.from_numpy(np.ascontiguousarray(ids.reshape(1, t), dtype=np.int64)),
+            torch.from_numpy(np.ascontiguousarray(positions.reshape(3, t), dtype=np.int64)),
+            torch.tensor([state.length], dtype=torch.long)])[0]
+        state.length += t
+        return logits[0].numpy()
+
+    def _make_resident(self, state: HybridState) -> None:
+        """Load ``state`` into the program's buffers unless it is already there."""
+        if self.resident is state:
+            return
+        if self.resident is not None:
+            self.release(self.resident)
+        arrays = state.arrays_by_name()
+        self._methods["set_state"].execute([self._torch.from_numpy(arrays[name]) for name in self._names])
+        self.resident, state.holder = state, self
+
+    def release(self, state: HybridState) -> None:
+        """Copy the program's buffers back into ``state``'s arrays; the arrays are current again."""
+        outputs = self._methods["get_state"].execute([])
+        state.holder, self.resident = None, None
+        arrays = state.arrays_by_name()
+        for name, value in zip(self._names, outputs):
+            arrays[name][...] = value.numpy()
