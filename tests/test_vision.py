@@ -8,9 +8,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import edgekit
 from edgekit.bundle import Bundle
+from edgekit.cli import app
 from edgekit.errors import EdgekitError
 from edgekit.runtimes import frame_pairs
 from edgekit.runtimes.vision_preprocess import preprocess_image, preprocess_video
@@ -142,6 +144,16 @@ def test_manifest_and_errors(fp32_model, int4_bundle, tmp_path):
     assert spec["merge_size"] == 2 and spec["patch_size"] == 16 and spec["position_grid"] == 48
     assert {"vision.onnx", "vision.onnx.data"} <= set(fp32_model.bundle.manifest["files"])
     assert Bundle.open(int4_bundle).verify_files() == []
+    verify = CliRunner().invoke(app, ["verify", str(int4_bundle)])
+    assert verify.exit_code == 0 and "graphs load (decoder and vision)" in verify.output
+    assert "vision      int8 weights" in CliRunner().invoke(app, ["info", str(int4_bundle)]).output
+    broken = tmp_path / "broken"
+    shutil.copytree(int4_bundle, broken)
+    raw = bytearray((broken / "vision.onnx.data").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (broken / "vision.onnx.data").write_bytes(bytes(raw))
+    verify = CliRunner().invoke(app, ["verify", str(broken)])
+    assert verify.exit_code == 1 and "vision.onnx.data: sha256" in verify.output
 
     small = edgekit.load(fp32_model.bundle.path, max_context=32)
     image = small.vision.encode_image(_pixels(256, 256, seed=0))  # 64 tokens
