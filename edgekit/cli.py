@@ -37,6 +37,10 @@ def export(
     contrib_ops: bool = typer.Option(True, "--contrib-ops/--standard-ops",
                                      help="DeltaNet via onnxruntime contrib ops, or standard ONNX only (slower)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle folder."),
+    vision: bool = typer.Option(True, "--vision/--no-vision", help="Include the vision tower (vision.onnx) "
+                                "when the checkpoint has one."),
+    vision_quant: Optional[str] = typer.Option(None, "--vision-quant", help="Vision tower weights: int8 "
+                                               "(default), int4 or fp32 (default with --quant fp32)."),
 ) -> None:
     """Export a Qwen3.5 checkpoint to a bundle folder."""
     format = format or ("executorch" if target == "android" else "onnx")
@@ -46,7 +50,8 @@ def export(
 
             quant = quant or "int4"
             bundle = export_onnx(model, out, quant=quant, block_size=block_size, target=target,
-                                 contrib_ops=contrib_ops, max_context=max_context, overwrite=overwrite)
+                                 contrib_ops=contrib_ops, max_context=max_context, overwrite=overwrite,
+                                 vision=vision, vision_quant=vision_quant)
         elif format == "executorch":
             quant = quant or "8da4w"
             bundle = _export_executorch()(model, out, quant=quant, block_size=block_size, target=target,
@@ -57,6 +62,8 @@ def export(
         _fail(err)
     total = sum(f["bytes"] for f in bundle.manifest["files"].values())
     typer.echo(f"wrote {out} ({total / 2**20:.1f} MiB, {format}, {quant}, target {target})")
+    if format == "executorch" and vision:
+        typer.echo("note: ExecuTorch bundles are text-only for now; for images use --format onnx", err=True)
 
 
 def _export_executorch():
@@ -127,11 +134,18 @@ def _open_cache(model, cache_file: Optional[Path]):
 
 def _stream_reply(model, cache, prompt_ids, sampling, max_new_tokens, marks=()):
     """Prefill through the cache, stream the reply to stdout and the speed to stderr; return the state."""
-    stream = model.tokenizer.stream(skip_special=True)
     start = time.perf_counter()
     reused = cache.hits
     state, logits = cache.prefill(prompt_ids, marks)
     reused = cache.hits - reused
+    _stream(model, state, logits, sampling, max_new_tokens, start,
+            f"{len(prompt_ids)} prompt tokens, {reused} reused from the prompt cache")
+    return state
+
+
+def _stream(model, state, logits, sampling, max_new_tokens, start: float, prompt_note: str) -> None:
+    """Decode from ``logits``, streaming text to stdout; then the prompt note, TTFT and speed to stderr."""
+    stream = model.tokenizer.stream(skip_special=True)
     first = None
     count = 0
     for token in model.decode(state, logits, sampling, max_new_tokens):
@@ -144,9 +158,63 @@ def _stream_reply(model, cache, prompt_ids, sampling, max_new_tokens, marks=()):
     end = time.perf_counter()
     ttft = (first or end) - start
     decode = f", decode {(count - 1) / (end - first):.1f} tok/s" if first and count > 1 else ""
-    typer.echo(f"[{len(prompt_ids)} prompt tokens, {reused} reused from the prompt cache, "
-               f"TTFT {ttft * 1000:.0f} ms{decode}, context {state.length}/{state.max_context}]", err=True)
-    return state
+    typer.echo(f"[{prompt_note}, TTFT {ttft * 1000:.0f} ms{decode}, context {state.length}/{state.max_context}]",
+               err=True)
+
+
+@app.command()
+def describe(
+    bundle: Path = typer.Argument(..., help="Bundle folder (exported with its vision tower)."),
+    images: list[Path] = typer.Argument(..., help="One or more image files (JPEG, PNG, WebP, BMP)."),
+    prompt: str = typer.Option("Describe this image.", "-p", "--prompt"),
+    max_new_tokens: int = typer.Option(128, "-n", "--max-new-tokens"),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Resize each image to at most this many "
+                                             "pixels (e.g. 200704 = 448x448: 196 tokens); default: the bundle's."),
+    think: bool = _THINK, temperature: float = _T, top_k: int = _K, top_p: float = _P,
+    repetition_penalty: float = _R, seed: Optional[int] = _S,
+    threads: Optional[int] = _THREADS, max_context: Optional[int] = _CTX,
+) -> None:
+    """Answer a prompt about images, streaming tokens to stdout and timings to stderr."""
+    from edgekit.bundle import Bundle
+    from edgekit.runtimes.vision import load_image
+    from edgekit.runtimes.vision_preprocess import smart_resize
+    from edgekit.tokenizer import render_chat
+
+    try:
+        sampling = _sampling(temperature, top_k, top_p, repetition_penalty, seed)
+        manifest = Bundle.open(bundle).manifest  # cheap checks first: the models load only for valid input
+        if "vision" not in manifest["graphs"]:
+            raise EdgekitError(f"bundle {bundle} has no vision graph",
+                               "re-export it from a checkpoint with a vision tower (without --no-vision)")
+        budget = dict(manifest["graphs"]["vision"]["image"])
+        if max_pixels is not None:
+            if max_pixels < 32 * 32:
+                raise EdgekitError(f"--max-pixels {max_pixels} is below one 32x32 patch", "pass at least 1024")
+            budget = {"min_pixels": min(budget["min_pixels"], max_pixels), "max_pixels": max_pixels}
+        pixels = [load_image(path) for path in images]
+        needed = sum(h * w // 1024 + 2 for h, w in (smart_resize(p.shape[0], p.shape[1], **budget) for p in pixels))
+        context = max_context or manifest["runtime"]["max_context"]
+        if needed > context:
+            raise EdgekitError(f"the image{'s' if len(images) > 1 else ''} need {needed} tokens but the context "
+                               f"budget is {context}",
+                               "pass --max-pixels (e.g. 200704 for 448x448) or a larger --max-context")
+        model = _load(bundle, threads, max_context)
+        encoder = model.vision
+        start = time.perf_counter()
+        parts: list = ["<|im_start|>user\n"]
+        for image in pixels:
+            parts.append(encoder.encode_image(image, **budget))
+        encoded = time.perf_counter()
+        parts.append(render_chat([{"role": "user", "content": prompt}], enable_thinking=think)
+                     .removeprefix("<|im_start|>user\n"))
+        state = model.new_state()
+        logits = model.prefill_multimodal(state, parts)
+        vision_tokens = sum(p.embeds.shape[0] for p in parts[1:-1])
+        _stream(model, state, logits, sampling, max_new_tokens, start,
+                f"{len(images)} image{'s' if len(images) > 1 else ''} ({vision_tokens} vision tokens, encoded in "
+                f"{(encoded - start) * 1000:.0f} ms), {state.length - vision_tokens} text tokens")
+    except EdgekitError as err:
+        _fail(err)
 
 
 @app.command()
@@ -274,6 +342,10 @@ def info(bundle: Path = typer.Argument(..., help="Bundle folder.")) -> None:
     typer.echo(f"backend     {m['backend']}, target {m['target']}, DeltaNet ops: {m['graphs']['decoder']['deltanet']}")
     typer.echo(f"weights     {m['quantization']['weights']}"
                + (f", block {m['quantization']['block_size']}" if m['quantization']['weights'] == 'int4' else ""))
+    if "vision" in m["graphs"]:
+        v = m["graphs"]["vision"]
+        typer.echo(f"vision      {v['weights']} weights, patch {v['patch_size']} x {v['temporal_patch_size']} frames, "
+                   f"one token per {v['patch_size'] * v['merge_size']}x{v['patch_size'] * v['merge_size']} pixels")
     typer.echo(f"state       {fixed / 2**20:.2f} MiB fixed (DeltaNet) + {per_token / 1024:.1f} KiB per token (KV)")
     typer.echo(f"context     {m['runtime']['max_context']} tokens, prefill chunk {m['runtime']['chunk_size']}")
     typer.echo(f"eos ids     {m['tokenizer']['eos_ids']}, chat template {m['tokenizer']['chat_template']}")
@@ -293,13 +365,19 @@ def verify(bundle: Path = typer.Argument(..., help="Bundle folder.")) -> None:
             from edgekit.runtimes.onnx_decoder import OnnxDecoder
 
             OnnxDecoder(b, threads=1, max_context=1)  # loads the graph (opset) and checks its state I/O
+            if "vision" in b.manifest["graphs"]:
+                from edgekit.runtimes.vision import VisionEncoder
+
+                VisionEncoder(b, threads=1)  # loads vision.onnx and checks its inputs against the manifest
     except EdgekitError as err:
         _fail(err)
     if problems:
         for p in problems:
             typer.echo(f"FAIL {p}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"ok: {len(b.manifest['files'])} files match their checksums; graph loads; state matches the config")
+    graphs = " and ".join(b.manifest["graphs"])
+    typer.echo(f"ok: {len(b.manifest['files'])} files match their checksums; graphs load ({graphs}); "
+               "state matches the config")
 
 
 @app.command()

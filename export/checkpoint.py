@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,15 @@ class Checkpoint:
     tensors: dict[str, Any]  # torch tensors, keyed like "layers.0.mlp.up_proj.weight"
     tokenizer_json: Path | None
     generation: dict[str, Any]
+    vision: dict[str, Any] = field(default_factory=dict)  # vision tower tensors, keyed like "blocks.0.attn.qkv.weight"
 
     def weight(self, name: str) -> np.ndarray:
         """One text-decoder tensor as float32 numpy (converted on demand, so bf16 checkpoints stay small)."""
         return self.tensors[name].detach().float().numpy()
+
+    def vision_weight(self, name: str) -> np.ndarray:
+        """One vision-tower tensor as float32 numpy."""
+        return self.vision[name].detach().float().numpy()
 
 
 def builtin_config(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -112,13 +117,20 @@ def text_tensors(model) -> dict[str, Any]:
     return tensors
 
 
+def vision_tensors(model) -> dict[str, Any]:
+    """The vision tower's tensors (``model.visual.`` removed); empty for a text-only checkpoint."""
+    prefix = "model.visual."
+    return {key[len(prefix):]: value for key, value in model.state_dict().items() if key.startswith(prefix)}
+
+
 def load_checkpoint(model: str, seed: int = 0) -> Checkpoint:
     """Load ``model``: a built-in random name, a local checkpoint folder, or a hub id."""
     if model in BUILTIN:
         config = builtin_config(model)
         hf_model = random_model(config, seed)
         text = TextConfig.from_hf(config)
-        return Checkpoint(f"edgekit/{model}", config, text, text_tensors(hf_model), None, dict(GENERATION_DEFAULTS))
+        return Checkpoint(f"edgekit/{model}", config, text, text_tensors(hf_model), None, dict(GENERATION_DEFAULTS),
+                          vision_tensors(hf_model))
 
     config = read_config(model)  # refuses other model types before any weights are read
     text = TextConfig.from_hf(config)
@@ -132,4 +144,4 @@ def load_checkpoint(model: str, seed: int = 0) -> Checkpoint:
     generation = dict(GENERATION_DEFAULTS)
     if folder and (folder / "generation_config.json").is_file():
         generation.update(json.loads((folder / "generation_config.json").read_text()))
-    return Checkpoint(model, config, text, text_tensors(hf_model), tokenizer, generation)
+    return Checkpoint(model, config, text, text_tensors(hf_model), tokenizer, generation, vision_tensors(hf_model))

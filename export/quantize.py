@@ -1,4 +1,4 @@
-"""Blockwise symmetric int4 weight quantization in the layout of onnxruntime's MatMulNBits.
+"""Blockwise symmetric int4 (and int8) weight quantization in the layout of onnxruntime's MatMulNBits.
 
 A weight ``W`` of shape ``[N, K]`` (out features, in features) is cut into blocks of ``block_size``
 along K. Each block gets one fp32 scale chosen so that the element of largest magnitude maps exactly
@@ -53,3 +53,39 @@ def dequantize_int4(q: Int4Weight) -> np.ndarray:
     high = (q.packed >> 4).astype(np.int8) - 8
     codes = np.stack([low, high], axis=-1).reshape(*q.packed.shape[:2], q.block_size)
     return (codes.astype(np.float32) * q.scales[..., None]).reshape(q.shape)
+
+
+@dataclass(frozen=True)
+class Int8Weight:
+    """Codes ``[N, K // block_size, block_size]`` (uint8, q + 128) and scales ``[N, K // block_size]``."""
+
+    packed: np.ndarray
+    scales: np.ndarray
+    block_size: int
+
+
+def quantize_int8(weight: np.ndarray, block_size: int = 32) -> Int8Weight:
+    """Symmetric 8-bit blocks: scale = max |w| / 127, codes stored unsigned (MatMulNBits' 8-bit zero point 128)."""
+    if block_size not in BLOCK_SIZES:
+        raise ValueError(f"int8 block size {block_size} is not one of {BLOCK_SIZES}")
+    n, k = weight.shape
+    if k % block_size:
+        raise ValueError(f"in-features {k} is not a multiple of the block size {block_size}")
+    blocks = weight.astype(np.float32, copy=False).reshape(n, k // block_size, block_size)
+    scales = np.abs(blocks).max(axis=-1, keepdims=True) / 127.0
+    safe = np.where(scales == 0, 1.0, scales)
+    codes = (np.clip(np.rint(blocks / safe), -127, 127) + 128).astype(np.uint8)
+    return Int8Weight(packed=np.ascontiguousarray(codes), scales=scales[..., 0].astype(np.float32),
+                      block_size=block_size)
+
+
+def dequantize_int8(q: Int8Weight) -> np.ndarray:
+    n, blocks, block = q.packed.shape
+    return ((q.packed.astype(np.float32) - 128) * q.scales[..., None]).reshape(n, blocks * block)
+
+
+def quantize_blockwise(weight: np.ndarray, bits: int, block_size: int = 32) -> Int4Weight | Int8Weight:
+    """``quantize_int4`` or ``quantize_int8`` by ``bits``; both give MatMulNBits' ``packed`` and ``scales``."""
+    if bits not in (4, 8):
+        raise ValueError(f"{bits}-bit weights are not supported (4 or 8)")
+    return quantize_int4(weight, block_size) if bits == 4 else quantize_int8(weight, block_size)

@@ -8,8 +8,10 @@ from pathlib import Path
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
 from edgekit.runtimes.model import Model
+from edgekit.runtimes.multimodal import FramePair, frame_pairs
 from edgekit.runtimes.prompt_cache import PromptCache
 from edgekit.runtimes.state import HybridState
+from edgekit.runtimes.vision import VisionEmbeds, VisionEncoder
 from edgekit.tokenizer import Tokenizer
 
 
@@ -30,7 +32,7 @@ def load(bundle_dir: str | Path, threads: int | None = None, max_context: int | 
         raise EdgekitError(f"bundle backend {backend!r} is not supported by this runtime",
                            "re-export with --format onnx or --format executorch")
     tokenizer = Tokenizer.from_file(bundle.file(bundle.manifest["tokenizer"]["file"]))
-    return Model(bundle, decoder, tokenizer, chunk_size=chunk_size)
+    return Model(bundle, decoder, tokenizer, chunk_size=chunk_size, threads=threads)
 
 
-__all__ = ["HybridState", "Model", "PromptCache", "load"]
+__all__ = ["FramePair", "HybridState", "Model", "PromptCache", "VisionEmbeds", "VisionEncoder", "frame_pairs", "load"]

@@ -10,7 +10,9 @@ import numpy as np
 from edgekit.bundle import Bundle
 from edgekit.config import TextConfig
 from edgekit.errors import EdgekitError
+from edgekit.runtimes.multimodal import FramePair, MultimodalPrompt, Part, VisionTokens, build_prompt
 from edgekit.runtimes.state import HybridState
+from edgekit.runtimes.vision import VisionEmbeds
 from edgekit.sampling import Sampler, SamplingParams
 from edgekit.tokenizer import Tokenizer
 
@@ -35,12 +37,15 @@ def text_positions(start: int, count: int) -> np.ndarray:
 class Model:
     """``state = model.new_state(); logits = model.prefill(state, ids); logits = model.step(state, tok)``."""
 
-    def __init__(self, bundle: Bundle, decoder: Decoder, tokenizer: Tokenizer, chunk_size: int | None = None) -> None:
+    def __init__(self, bundle: Bundle, decoder: Decoder, tokenizer: Tokenizer, chunk_size: int | None = None,
+                 threads: int | None = None) -> None:
         self.bundle = bundle
         self.decoder = decoder
         self.tokenizer = tokenizer
         self.chunk_size = chunk_size or bundle.manifest["runtime"]["chunk_size"]
         self.eos_ids: list[int] = list(bundle.manifest["tokenizer"]["eos_ids"])
+        self.threads = threads
+        self._vision = None
 
     @property
     def config(self) -> TextConfig:
@@ -53,15 +58,23 @@ class Model:
     def new_state(self) -> HybridState:
         return self.decoder.new_state()
 
+    @property
+    def has_vision(self) -> bool:
+        return "vision" in self.bundle.manifest["graphs"]
+
+    @property
+    def vision(self):
+        """The bundle's ``VisionEncoder`` (loaded on first use; a one-line error if the bundle has none)."""
+        if self._vision is None:
+            from edgekit.runtimes.vision import VisionEncoder
+
+            self._vision = VisionEncoder(self.bundle, threads=self.threads)
+        return self._vision
+
     def prefill(self, state: HybridState, ids: Sequence[int]) -> np.ndarray:
         """Fold prompt tokens into ``state`` in chunks of ``chunk_size``; return the last logits [V]."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        if len(ids) == 0:
-            raise EdgekitError("the prompt is empty", "pass at least one token")
-        if state.length + len(ids) > state.max_context:
-            raise EdgekitError(
-                f"the prompt needs {state.length + len(ids)} tokens of context but the budget is "
-                f"{state.max_context}", "shorten the prompt or load the bundle with a larger max_context")
+        self._check_room(state, len(ids))
         logits = None
         for start in range(0, len(ids), self.chunk_size):
             chunk = ids[start:start + self.chunk_size]
@@ -69,6 +82,42 @@ class Model:
             state.next_position += len(chunk)
             state.tokens.extend(int(t) for t in chunk)
         return logits
+
+    def build_prompt(self, state: HybridState, parts: Sequence[Part]) -> MultimodalPrompt:
+        """Expand text, images and frame pairs into decoder rows positioned after ``state`` (not fed)."""
+        tokens = VisionTokens.from_manifest(self.bundle.manifest["graphs"]["vision"]) if self.has_vision else None
+        if tokens is None and any(isinstance(p, (VisionEmbeds, FramePair)) for p in parts):
+            raise EdgekitError(f"bundle {self.bundle.path} has no vision graph",
+                               "re-export it from a checkpoint with a vision tower (without --no-vision)")
+        return build_prompt(self.tokenizer, parts, tokens, state.next_position, self.config.hidden_size)
+
+    def prefill_multimodal(self, state: HybridState, parts: Sequence[Part]) -> np.ndarray:
+        """Fold a prompt of text, images (``VisionEmbeds``) and video frame pairs (``FramePair``) into
+        ``state``; return the last logits [V]. Vision rows enter the decoder as embeddings, with
+        transformers' mRoPE positions; ``state.next_position`` ends where the following text goes.
+        Images and frames are encoded first with ``model.vision`` (``encode_image``/``encode_frames``).
+        """
+        prompt = self.build_prompt(state, parts)
+        self._check_room(state, len(prompt))
+        logits = None
+        for start in range(0, len(prompt), self.chunk_size):
+            end = start + self.chunk_size
+            vision = prompt.vision_rows[start:end]
+            ids = np.where(vision, -1, prompt.ids[start:end])  # the graph takes rows for ids < 0 from embeds
+            embeds = prompt.embeds[start:end] if vision.any() else None
+            logits = self.decoder.forward(state, ids, prompt.positions[:, start:end], embeds)
+            state.tokens.extend(int(t) for t in prompt.ids[start:end])
+        state.next_position = prompt.next_position
+        return logits
+
+    def _check_room(self, state: HybridState, count: int) -> None:
+        if count == 0:
+            raise EdgekitError("the prompt is empty", "pass at least one token")
+        if state.length + count > state.max_context:
+            raise EdgekitError(
+                f"the prompt needs {state.length + count} tokens of context but the budget is "
+                f"{state.max_context}", "shorten the prompt (or use fewer or smaller images) or load the "
+                "bundle with a larger max_context")
 
     def step(self, state: HybridState, token: int) -> np.ndarray:
         """Fold one token into ``state``; return the next logits [V]."""

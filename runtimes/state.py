@@ -46,7 +46,7 @@ class HybridState:
     ``conv``/``recurrent`` (DeltaNet layer -> [1, K-1, C] / [1, Hv, dk, dv]) and ``keys``/``values``
     (attention layer -> [1, Hkv, max_context, D], rows < ``length`` valid). ``length``: tokens folded
     in; ``next_position``: the next rotary position (runs ahead of length after images); ``tokens``:
-    ids folded in so far (-1 for non-text rows). While a backend holds newer values (``holder``),
+    ids folded in so far (a vision row holds its pad id). While a backend holds newer values (``holder``),
     reading the arrays first copies them back, so callers always see the current state.
     """
 

@@ -31,7 +31,7 @@ def test_manifest_describes_the_bundle(int4_bundle):
     assert m["source"]["config"]["model_type"] == "qwen3_5"
     assert m["quantization"] == {**m["quantization"], "weights": "int4", "block_size": 32}
     assert m["tokenizer"]["eos_ids"] == [248046, 248044]
-    assert set(m["files"]) == {"decoder.onnx", "decoder.onnx.data", "tokenizer.json"}
+    assert set(m["files"]) == {"decoder.onnx", "decoder.onnx.data", "tokenizer.json", "vision.onnx", "vision.onnx.data"}
     assert m["state"]["deltanet_layers"] == [0, 1, 2, 4, 5, 6] and m["state"]["attention_layers"] == [3, 7]
     assert Bundle.open(int4_bundle).verify_files() == []
 

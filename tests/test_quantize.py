@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.export.quantize import dequantize_int4, quantize_int4
+from edgekit.export.quantize import dequantize_int4, dequantize_int8, quantize_int4, quantize_int8
 
 
 @pytest.mark.parametrize("block", [32, 64, 128])
@@ -59,3 +59,21 @@ def test_onnxruntime_kernels_read_our_layout():
 def test_bad_block_size():
     with pytest.raises(ValueError, match="block size"):
         quantize_int4(np.zeros((4, 64), np.float32), 48)
+
+
+def test_int8_layout_matches_onnxruntime():
+    n, k = 40, 96
+    w = np.random.default_rng(3).standard_normal((n, k)).astype(np.float32)
+    q = quantize_int8(w, 32)
+    deq = dequantize_int8(q)
+    assert np.abs(deq - w).max() <= np.abs(w).max() / 127 / 2 + 1e-6
+    node = helper.make_node("MatMulNBits", ["x", "B", "S"], ["y"], domain="com.microsoft", K=k, N=n, bits=8,
+                            block_size=32)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, n])],
+                              [numpy_helper.from_array(q.packed, "B"), numpy_helper.from_array(q.scales, "S")])
+    model = helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 21),
+                                                                  helper.make_opsetid("com.microsoft", 1)])
+    x = np.random.default_rng(4).standard_normal((3, k)).astype(np.float32)
+    y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(y, x @ deq.T, rtol=1e-4, atol=1e-4)

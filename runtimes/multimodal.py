@@ -1,0 +1,134 @@
+"""Prompts with images and video frame pairs: token rows, vision rows and mRoPE positions for the decoder.
+
+A prompt is a list of parts: text (``str``, or token ids), an image (``VisionEmbeds``) or a video
+frame pair with its time (``FramePair``). They expand like Qwen3.5's processor does:
+
+  image       <|vision_start|> <|image_pad|> x N <|vision_end|>
+  frame pair  <{t:.1f} seconds> <|vision_start|> <|video_pad|> x N <|vision_end|>
+
+with one pad per merged 2x2 patch, whose row in the decoder's input is the vision tower's output.
+Positions are the three mRoPE rows (t, h, w), computed as transformers' ``get_rope_index`` does for
+Qwen3.5: text advances all three by one per token; a vision block of h x w merged patches starting at
+position p gets t = p, h = p + row, w = p + col, and the next part starts at p + max(h, w). The scan
+is left to right, so a prompt can be fed in pieces (a live video, pair after pair) onto one state and
+get the same positions as one long prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+
+from edgekit.runtimes.vision import VisionEmbeds
+from edgekit.tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class FramePair:
+    """A video frame pair (``VisionEmbeds`` of one pair) and its time in seconds (the mean of its two frames)."""
+
+    embeds: VisionEmbeds
+    seconds: float
+
+
+Part = Union[str, Sequence[int], VisionEmbeds, FramePair]
+
+
+@dataclass(frozen=True)
+class VisionTokens:
+    """The special token ids of a bundle (its manifest's ``graphs.vision.token_ids``)."""
+
+    image: int
+    video: int
+    vision_start: int
+    vision_end: int
+
+    @classmethod
+    def from_manifest(cls, spec: dict) -> "VisionTokens":
+        return cls(**spec["token_ids"])
+
+
+@dataclass
+class MultimodalPrompt:
+    """``ids [T]`` (pad ids at vision rows), ``vision_rows [T]`` bool, ``embeds [T, H]`` (zero on text rows;
+    None without vision), ``positions [3, T]`` and ``next_position`` (where text after the prompt goes)."""
+
+    ids: np.ndarray
+    vision_rows: np.ndarray
+    embeds: np.ndarray | None
+    positions: np.ndarray
+    next_position: int
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def frame_pairs(video: VisionEmbeds, frame_seconds: Sequence[float]) -> list[FramePair]:
+    """Split an encoded video into its pairs, each timed by the mean of its two frames' times (an odd
+    last frame was repeated, so its pair gets that frame's time), as Qwen3.5's processor does."""
+    times = list(frame_seconds) + list(frame_seconds[-1:]) * (len(frame_seconds) % 2)
+    if len(times) != 2 * video.grid[0]:
+        raise ValueError(f"{len(frame_seconds)} frame times for {video.grid[0]} frame pairs")
+    return [FramePair(pair, (times[2 * i] + times[2 * i + 1]) / 2) for i, pair in enumerate(video.pairs())]
+
+
+def vision_positions(start: int, merged_h: int, merged_w: int) -> np.ndarray:
+    """[3, merged_h * merged_w] positions of one image / frame pair block starting at ``start``."""
+    rows, cols = np.meshgrid(np.arange(merged_h), np.arange(merged_w), indexing="ij")
+    return np.stack([np.full(rows.size, start), start + rows.reshape(-1), start + cols.reshape(-1)]).astype(np.int64)
+
+
+def build_prompt(tokenizer: Tokenizer, parts: Sequence[Part], tokens: VisionTokens, start_position: int = 0,
+                 hidden_size: int | None = None) -> MultimodalPrompt:
+    """Expand ``parts`` into decoder rows and positions, starting at ``start_position``."""
+    ids: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+    positions: list[np.ndarray] = []
+    vision: list[tuple[int, np.ndarray]] = []  # (row offset, embeds)
+    pos = start_position
+    count = 0
+
+    def text(token_ids: Sequence[int]) -> None:
+        nonlocal pos, count
+        n = len(token_ids)
+        ids.append(np.asarray(token_ids, np.int64).reshape(n))
+        rows.append(np.zeros(n, bool))
+        positions.append(np.broadcast_to(np.arange(pos, pos + n, dtype=np.int64), (3, n)))
+        pos += n
+        count += n
+
+    for part in parts:
+        if isinstance(part, str):
+            text(tokenizer.encode(part))
+            continue
+        if not isinstance(part, (VisionEmbeds, FramePair)):
+            text(list(part))
+            continue
+        block = part.embeds if isinstance(part, FramePair) else part
+        if block.grid[0] != 1 or (block.kind == "video") != isinstance(part, FramePair):
+            raise ValueError("pass an image as VisionEmbeds and a video as FramePair parts (see frame_pairs)")
+        if isinstance(part, FramePair):
+            text(tokenizer.encode(f"<{part.seconds:.1f} seconds>"))
+        text([tokens.vision_start])
+        _, h, w = block.grid
+        n = block.tokens_per_pair
+        ids.append(np.full(n, tokens.video if block.kind == "video" else tokens.image, np.int64))
+        rows.append(np.ones(n, bool))
+        positions.append(vision_positions(pos, h // 2, w // 2))
+        vision.append((count, block.embeds))
+        pos += max(h, w) // 2
+        count += n
+        text([tokens.vision_end])
+
+    embeds = None
+    if vision:
+        width = hidden_size or vision[0][1].shape[1]
+        embeds = np.zeros((count, width), np.float32)
+        for offset, block in vision:
+            embeds[offset:offset + len(block)] = block
+    return MultimodalPrompt(np.concatenate(ids) if ids else np.zeros(0, np.int64),
+                            np.concatenate(rows) if rows else np.zeros(0, bool), embeds,
+                            np.concatenate(positions, axis=1) if positions else np.zeros((3, 0), np.int64), pos)
