@@ -1,4 +1,5 @@
-"""Decode speed: edgekit's int4 ONNX bundle against onnxruntime-genai's int4 CPU model, same checkpoint.
+"""Decode speed: edgekit's int4 ONNX bundle and 8da4w ExecuTorch bundle against onnxruntime-genai's int4 CPU
+model, all from the same checkpoint.
 
     python benchmarks/decode_speed.py --model random-0.8b --runs 5
     python benchmarks/decode_speed.py --model tiny-random --runs 2     # CI smoke
@@ -42,7 +43,7 @@ from random_checkpoint import CONTEXT_LENGTH
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "decode_worker.py"
 CHECKPOINT_BUILDER = HERE / "random_checkpoint.py"
-RUNTIMES = ("edgekit", "genai")
+RUNTIMES = ("edgekit", "genai", "edgekit-et")
 PROMPT_TOKENS = 128
 NEW_TOKENS = 64
 MAX_LENGTH = PROMPT_TOKENS + NEW_TOKENS + 8  # both runtimes get this KV budget
@@ -55,6 +56,9 @@ GENAI_EXTRA_OPTIONS = ("shared_embeddings=true", "block_size=32", "is_symmetric=
                        "prune_lm_head=true")
 EDGEKIT_EXPORT = ("import sys; from edgekit.export.onnx_export import export_onnx; "
                   "export_onnx(sys.argv[1], sys.argv[2], quant='int4', show_progress=False)")
+EDGEKIT_ET_EXPORT = ("import sys; from edgekit.export.executorch_export import export_executorch; "
+                     "export_executorch(sys.argv[1], sys.argv[2], quant='8da4w', target='android', "
+                     f"max_context={MAX_LENGTH}, show_progress=False)")
 MIB = 2**20
 TOKENIZER_NOTE = ("both workers hold the same tokenizer.json in the `tokenizers` library (edgekit.load loads it; "
                   "the genai worker loads it itself because og.Tokenizer 0.18 rejects the builder's "
@@ -135,6 +139,11 @@ def edgekit_export_command(cache: Cache) -> list[str]:
     return [sys.executable, "-c", EDGEKIT_EXPORT, str(cache.checkpoint), str(cache.partial("edgekit"))]
 
 
+def edgekit_et_export_command(cache: Cache) -> list[str]:
+    """``export_executorch(checkpoint folder, 8da4w)``: its KV buffers are fixed at export, to the same budget."""
+    return [sys.executable, "-c", EDGEKIT_ET_EXPORT, str(cache.checkpoint), str(cache.partial("edgekit-et"))]
+
+
 def genai_builder_command(cache: Cache) -> list[str]:
     """onnxruntime-genai's model builder: int4, CPU execution provider, into a partial folder."""
     return [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(cache.checkpoint),
@@ -143,7 +152,7 @@ def genai_builder_command(cache: Cache) -> list[str]:
 
 
 EXPORT_COMMANDS: dict[str, Callable[[Cache], list[str]]] = {
-    "edgekit": edgekit_export_command, "genai": genai_builder_command}
+    "edgekit": edgekit_export_command, "genai": genai_builder_command, "edgekit-et": edgekit_et_export_command}
 
 
 def export(cache: Cache, runtime: str, cmd: list[str]) -> dict[str, Any]:
@@ -196,8 +205,8 @@ def folder_bytes(folder: Path, suffixes: tuple[str, ...] = ()) -> int:
 
 
 def model_size(folder: Path) -> dict[str, int]:
-    """The whole folder (tokenizer and configs included) and its ONNX graph + weights files."""
-    return {"folder_bytes": folder_bytes(folder), "onnx_bytes": folder_bytes(folder, (".onnx", ".onnx.data"))}
+    """The whole folder (tokenizer and configs included) and its model files (graph + weights, or .pte)."""
+    return {"folder_bytes": folder_bytes(folder), "model_bytes": folder_bytes(folder, (".onnx", ".onnx.data", ".pte"))}
 
 
 # --- measuring --------------------------------------------------------------------------------------------
@@ -300,16 +309,16 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
             for key in METRICS for values in [[m[key] for m in per_run]]}
 
 
-def ratios(summaries: dict[str, dict[str, Any] | None]) -> dict[str, float] | None:
-    """edgekit / genai of the medians (above 1 is edgekit faster for pp/tg, slower for TTFT)."""
-    if not all(summaries[r] for r in RUNTIMES):
+def ratios(summaries: dict[str, dict[str, Any] | None], ours: str, other: str) -> dict[str, float] | None:
+    """``ours`` / ``other`` of the medians (above 1 is ``ours`` faster for pp/tg, slower for TTFT)."""
+    if not (summaries[ours] and summaries[other]):
         return None
-    return {key: summaries["edgekit"][key]["median"] / summaries["genai"][key]["median"] for key in RATIO_METRICS}
+    return {key: summaries[ours][key]["median"] / summaries[other][key]["median"] for key in RATIO_METRICS}
 
 
-def greedy_agreement(outcomes: Outcomes) -> int | None:
-    """How many leading generated ids the two runtimes share (same weights, both int4: a sanity check)."""
-    firsts = [outcomes[r]["runs"][0]["tokens"] for r in RUNTIMES if outcomes[r]["runs"]]
+def greedy_agreement(outcomes: Outcomes, pair: tuple[str, str]) -> int | None:
+    """How many leading generated ids two runtimes share (same weights, both 4-bit: a sanity check)."""
+    firsts = [outcomes[r]["runs"][0]["tokens"] for r in pair if outcomes[r]["runs"]]
     if len(firsts) < 2:
         return None
     return next((i for i, (a, b) in enumerate(zip(*firsts, strict=False)) if a != b), min(map(len, firsts)))
@@ -341,7 +350,7 @@ def runtime_result(cache: Cache, runtime: str, exported: dict[str, Any], outcome
 
 # --- reporting --------------------------------------------------------------------------------------------
 
-LABELS = {"edgekit": "edgekit", "genai": "onnxruntime-genai"}
+LABELS = {"edgekit": "edgekit ONNX int4", "genai": "onnxruntime-genai int4", "edgekit-et": "edgekit ExecuTorch 8da4w"}
 
 
 def cell(stats: dict[str, float] | None) -> str:
@@ -364,9 +373,9 @@ def export_cells(runtimes: dict[str, Any]) -> list[str]:
     for label, value in (("export time (s)", lambda r: f"{r['export']['wall_s']:.1f}"),
                          ("export peak RSS (MiB)", lambda r: f"{r['export']['peak_rss_bytes'] / MIB:.0f}"),
                          ("model folder (MiB)", lambda r: f"{r['size']['folder_bytes'] / MIB:.1f}"),
-                         ("of which .onnx + .onnx.data (MiB)", lambda r: f"{r['size']['onnx_bytes'] / MIB:.1f}")):
+                         ("of which model files (MiB)", lambda r: f"{r['size']['model_bytes'] / MIB:.1f}")):
         cells = [value(runtimes[r]) if runtimes[r]["size"] else "—" for r in RUNTIMES]
-        rows.append(f"| {label} | {' | '.join(cells)} | — |")
+        rows.append(f"| {label} | {' | '.join(cells)} | — | — |")
     return rows
 
 
@@ -374,7 +383,7 @@ def header_lines(result: dict[str, Any]) -> list[str]:
     """Title and the bullets that say where and how the numbers were taken."""
     settings_, checkpoint = result["settings"], result["checkpoint"]
     return [
-        f"# Decode speed: edgekit vs onnxruntime-genai — `{result['model']}`", "",
+        f"# Decode speed: edgekit (ONNX, ExecuTorch) vs onnxruntime-genai — `{result['model']}`", "",
         f"- Date: {result['date']}",
         f"- Machine: {machine_line(result['machine'])}",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()),
@@ -385,27 +394,33 @@ def header_lines(result: dict[str, Any]) -> list[str]:
         f"{settings_['new_tokens']} greedy decode steps, {settings_['threads']} threads, intra-op spinning off, "
         f"KV budget {settings_['kv_budget_tokens']} tokens; {settings_['runs']} runs each, interleaved, "
         "after one warm-up each",
-        "- Cells: median [min – max]. Ratio: edgekit / genai of the medians (pp, tg: above 1 = edgekit faster; "
-        "TTFT: below 1 = edgekit faster)", "",
+        "- ExecuTorch: `export_executorch(quant='8da4w', target='android')` (int4 weights per group of 32, int8 "
+        "dynamic activations, XNNPACK; its KV buffers fixed at export to the same budget)",
+        "- Cells: median [min – max]. Ratios of the medians (pp, tg: above 1 = the first is faster; "
+        "TTFT: below 1 = the first is faster)", "",
     ]
 
 
 def table_lines(result: dict[str, Any]) -> list[str]:
     """One row per metric, one column per runtime, then the ratio."""
-    runtimes, ratio = result["runtimes"], result["ratios_edgekit_over_genai"] or {}
-    lines = [f"| metric | {' | '.join(LABELS[r] for r in RUNTIMES)} | edgekit / genai |", "|---|---|---|---|"]
+    runtimes = result["runtimes"]
+    ratio, et_ratio = result["ratios_edgekit_over_genai"] or {}, result["ratios_executorch_over_onnx"] or {}
+    lines = [f"| metric | {' | '.join(LABELS[r] for r in RUNTIMES)} | ONNX / genai | ExecuTorch / ONNX |",
+             "|---|---|---|---|---|---|"]
+    fmt = lambda r, key: f"{r[key]:.2f}" if key in r else "—"  # noqa: E731
     for key, (label, unit) in METRICS.items():
         cells = [cell((runtimes[r]["summary"] or {}).get(key)) for r in RUNTIMES]
-        lines.append(f"| {label} ({unit}) | {' | '.join(cells)} | {f'{ratio[key]:.2f}' if key in ratio else '—'} |")
+        lines.append(f"| {label} ({unit}) | {' | '.join(cells)} | {fmt(ratio, key)} | {fmt(et_ratio, key)} |")
     return lines + export_cells(runtimes) + [""]
 
 
 def note_lines(result: dict[str, Any]) -> list[str]:
     """Greedy agreement, the tokenizer caveat, and any failure with its reason."""
     lines = []
-    if result["greedy_tokens_agree"] is not None:
-        lines.append(f"- Greedy ids equal for the first {result['greedy_tokens_agree']} of "
-                     f"{result['settings']['new_tokens'] + 1} generated tokens (same weights, both int4).")
+    for pair, agree in result["greedy_tokens_agree"].items():
+        if agree is not None:
+            lines.append(f"- Greedy ids of {pair} equal for the first {agree} of "
+                         f"{result['settings']['new_tokens'] + 1} generated tokens (same weights, both 4-bit).")
     lines.append(f"- Tokenizer: {result['settings']['tokenizer']}.")
     for runtime in RUNTIMES:
         if result["runtimes"][runtime]["error"]:
@@ -450,7 +465,7 @@ def benchmark(model: str, runs: int, reexport: bool) -> dict[str, Any]:
     machine = machine_info()
     with progress_bar() as progress:
         checkpoint = step(progress, f"checkpoint {model} (bf16)", lambda: ensure_checkpoint(model, cache))
-        exports = {r: step(progress, f"export {LABELS[r]} int4", lambda r=r: cached_export(cache, r, reexport))
+        exports = {r: step(progress, f"export {LABELS[r]}", lambda r=r: cached_export(cache, r, reexport))
                    for r in RUNTIMES}
         workers, outcomes = step(progress, "load workers", lambda: start_workers(cache, exports))
         task = progress.add_task(f"runs (1 warm-up + {runs}, interleaved)", total=len(workers) * (runs + 1))
@@ -461,12 +476,15 @@ def benchmark(model: str, runs: int, reexport: bool) -> dict[str, Any]:
                 worker.close()
     machine["load_average_end"] = list(os.getloadavg())
     runtimes = {r: runtime_result(cache, r, exports[r], outcomes[r]) for r in RUNTIMES}
+    summaries = {r: runtimes[r]["summary"] for r in RUNTIMES}
     return {
         "benchmark": "decode_speed", "model": model, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine, "versions": versions(), "settings": settings(cache, runs), "checkpoint": checkpoint,
         "runtimes": runtimes,
-        "ratios_edgekit_over_genai": ratios({r: runtimes[r]["summary"] for r in RUNTIMES}),
-        "greedy_tokens_agree": greedy_agreement(outcomes),
+        "ratios_edgekit_over_genai": ratios(summaries, "edgekit", "genai"),
+        "ratios_executorch_over_onnx": ratios(summaries, "edgekit-et", "edgekit"),
+        "greedy_tokens_agree": {f"{a} / {b}": greedy_agreement(outcomes, (a, b))
+                                for a, b in (("edgekit", "genai"), ("edgekit", "edgekit-et"))},
         "harness_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
 
@@ -477,7 +495,7 @@ def main() -> None:
                         help="built-in random checkpoint shape")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per runtime, after one warm-up")
     parser.add_argument("--reexport", action="store_true",
-                        help="export both runtimes again (after an exporter change); the checkpoint stays cached")
+                        help="export every runtime again (after an exporter change); the checkpoint stays cached")
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")

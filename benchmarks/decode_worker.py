@@ -1,6 +1,6 @@
 """One runtime under measurement, in its own process so that its peak RSS is its own.
 
-Started by ``decode_speed.py`` as ``python decode_worker.py {edgekit,genai} MODEL_DIR --threads N
+Started by ``decode_speed.py`` as ``python decode_worker.py {edgekit,edgekit-et,genai} MODEL_DIR --threads N
 --max-length L``. It loads the model, then answers one JSON request per stdin line
 (``{"prompt": [...], "new_tokens": 64}``) with one stdout line ``@bench {...}`` holding the timings of a
 greedy run: prefill from a fresh state, the first token from the prefill's logits, then ``new_tokens``
@@ -105,7 +105,8 @@ class GenaiRunner:
         return timings(t_start, t_prefilled, t_first, time.perf_counter(), tokens)
 
 
-RUNTIMES: dict[str, Callable[[str, int, int], Runner]] = {"edgekit": EdgekitRunner, "genai": GenaiRunner}
+RUNTIMES: dict[str, Callable[[str, int, int], Runner]] = {
+    "edgekit": EdgekitRunner, "edgekit-et": EdgekitRunner, "genai": GenaiRunner}
 
 
 def reply(message: dict[str, Any]) -> None:

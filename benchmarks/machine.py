@@ -41,7 +41,7 @@ def versions() -> dict[str, str | None]:
 def exporter_fingerprint(runtime: str) -> str:
     """What decides an export's output: for edgekit, a sha256 of its exporter's sources (so a cached
     export is redone after any exporter change); for the anchor, its package version."""
-    if runtime != "edgekit":
+    if not runtime.startswith("edgekit"):
         return f"onnxruntime-genai {metadata.version('onnxruntime-genai')}"
     import edgekit.export
 

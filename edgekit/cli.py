@@ -339,9 +339,12 @@ def info(bundle: Path = typer.Argument(..., help="Bundle folder.")) -> None:
     typer.echo(f"bundle      {b.path}  (format {m['format_version']}, {m['created_by']}, id {b.digest})")
     typer.echo(f"model       {m['source']['model']}  hidden {cfg.hidden_size}, {cfg.num_layers} layers "
                f"({len(cfg.deltanet_layers)} DeltaNet + {len(cfg.attention_layers)} attention), vocab {cfg.vocab_size}")
-    typer.echo(f"backend     {m['backend']}, target {m['target']}, DeltaNet ops: {m['graphs']['decoder']['deltanet']}")
+    decoder = m["graphs"]["decoder"]
+    how = (f"DeltaNet ops: {decoder['deltanet']}" if m["backend"] == "onnx"
+           else f"{decoder['delegate']} delegate, needs ops {', '.join(m.get('required_ops', []))}")
+    typer.echo(f"backend     {m['backend']}, target {m['target']}, {how}")
     typer.echo(f"weights     {m['quantization']['weights']}"
-               + (f", block {m['quantization']['block_size']}" if m['quantization']['weights'] == 'int4' else ""))
+               + (f", block {m['quantization']['block_size']}" if "block_size" in m["quantization"] else ""))
     if "vision" in m["graphs"]:
         v = m["graphs"]["vision"]
         typer.echo(f"vision      {v['weights']} weights, patch {v['patch_size']} x {v['temporal_patch_size']} frames, "
@@ -362,9 +365,9 @@ def verify(bundle: Path = typer.Argument(..., help="Bundle folder.")) -> None:
         b = Bundle.open(bundle)
         problems = b.verify_files()
         if not problems:
-            from edgekit.runtimes.onnx_decoder import OnnxDecoder
+            from edgekit.runtimes import open_decoder
 
-            OnnxDecoder(b, threads=1, max_context=1)  # loads the graph (opset) and checks its state I/O
+            open_decoder(b, threads=1)  # loads the graph or program and checks its state I/O against the config
             if "vision" in b.manifest["graphs"]:
                 from edgekit.runtimes.vision import VisionEncoder
 

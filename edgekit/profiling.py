@@ -249,7 +249,9 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
 
     soak = run_soak(model, settings, thermal or ThermalReader(), progress) if settings.soak_s > 0 else None
     progress("op breakdown")
-    breakdown = _onnx_breakdown(bundle_dir, settings, prompt)
+    breakdown = (_onnx_breakdown(bundle_dir, settings, prompt) if model.decoder.backend == "onnx" else
+                 {"source": f"nothing: no per-op profile for the {model.decoder.backend} backend yet",
+                  "ms_per_step_by_module": {}, "ms_per_step_top_ops": {}})
     cfg = model.config
     shapes = cfg.state_shapes()
     per_token_kv = 4 * 2 * len(cfg.attention_layers) * int(np.prod(shapes["kv_row"]))
@@ -260,7 +262,7 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
                    "backend": model.decoder.backend, "quantization": model.bundle.manifest["quantization"]["weights"]},
         "machine": {"model": device_model(), "platform": platform.platform(), "machine": platform.machine(),
                     "processor": platform.processor(), "python": platform.python_version(),
-                    "onnxruntime": _version("onnxruntime"), "edgekit": edgekit.__version__},
+                    "onnxruntime": _version("onnxruntime"), "executorch": _version("executorch"), "edgekit": edgekit.__version__},
         "settings": asdict(settings),
         "load_s": load_s,
         "ttft_ms": _mean_sd(ttfts),

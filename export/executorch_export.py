@@ -21,9 +21,9 @@ from edgekit.export.quantize import BLOCK_SIZES
 from edgekit.files import atomic_dir
 from edgekit.export.qwen3_5_executorch import Qwen35Decoder, StateIO
 
-# The ExecuTorch kernels a runtime must have linked in (the Android app checks these before loading).
-REQUIRED_OPS = ["llama::custom_sdpa", "llama::update_cache", "llama::gated_delta_rule",
-                "quantized_decomposed::embedding_4bit"]
+# The ExecuTorch kernels outside XNNPACK a runtime must have linked in (the Android app checks them before loading).
+REQUIRED_OPS = ["llama::custom_sdpa", "llama::update_cache", "llama::gated_delta_rule"]
+EMBEDDING_4BIT_OP = "quantized_decomposed::embedding_4bit"
 
 
 def build_decoder(ck: Checkpoint, quant: str, block_size: int, max_context: int) -> Qwen35Decoder:
@@ -104,7 +104,7 @@ def export_executorch(model: str, out: str | Path, *, quant: str = "8da4w", bloc
                 "graphs": {"decoder": {"file": "model.pte", "methods": ["forward", "get_state", "set_state"],
                                        "delegate": "xnnpack", "max_tokens_per_call": runtime["chunk_size"],
                                        "kv_update": "resident", "logits": "last"}},
-                "required_ops": REQUIRED_OPS,
+                "required_ops": REQUIRED_OPS + ([EMBEDDING_4BIT_OP] if quant == "8da4w" else []),
                 "quantization": ({"weights": "fp32"} if quant == "fp32" else {
                     "weights": "8da4w", "block_size": block_size, "symmetric": True,
                     "activations": "int8, dynamic per token",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
-from edgekit.runtimes.model import Model
+from edgekit.runtimes.model import Decoder, Model
 from edgekit.runtimes.multimodal import FramePair, frame_pairs
 from edgekit.runtimes.prompt_cache import PromptCache
 from edgekit.runtimes.state import HybridState
@@ -19,6 +19,13 @@ def load(bundle_dir: str | Path, threads: int | None = None, max_context: int | 
          chunk_size: int | None = None) -> Model:
     """Open a bundle folder and return a ``Model`` on the backend its manifest names."""
     bundle = Bundle.open(bundle_dir)
+    decoder = open_decoder(bundle, threads=threads, max_context=max_context)
+    tokenizer = Tokenizer.from_file(bundle.file(bundle.manifest["tokenizer"]["file"]))
+    return Model(bundle, decoder, tokenizer, chunk_size=chunk_size, threads=threads)
+
+
+def open_decoder(bundle: Bundle, threads: int | None = None, max_context: int | None = None) -> Decoder:
+    """The decoder of the backend the manifest names (loading it checks the graph/program against the config)."""
     backend = bundle.manifest.get("backend")
     if backend == "onnx":
         from edgekit.runtimes.onnx_decoder import OnnxDecoder
@@ -31,8 +38,7 @@ def load(bundle_dir: str | Path, threads: int | None = None, max_context: int | 
     else:
         raise EdgekitError(f"bundle backend {backend!r} is not supported by this runtime",
                            "re-export with --format onnx or --format executorch")
-    tokenizer = Tokenizer.from_file(bundle.file(bundle.manifest["tokenizer"]["file"]))
-    return Model(bundle, decoder, tokenizer, chunk_size=chunk_size, threads=threads)
+    return decoder
 
 
 __all__ = ["FramePair", "HybridState", "Model", "PromptCache", "VisionEmbeds", "VisionEncoder", "frame_pairs", "load"]

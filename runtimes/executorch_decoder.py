@@ -62,7 +62,17 @@ class ExecuTorchDecoder:
                                "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
         self._names = [f"{kind}.{i}" for kind in ("conv", "recurrent", "key", "value")
                        for k, i in self.cfg.state_tensors() if k == kind]
+        self._check_state()
         self.resident: HybridState | None = None
+
+    def _check_state(self) -> None:
+        """The program's state buffers must be exactly what the config says (a mismatched bundle fails here)."""
+        meta = self._methods["get_state"].metadata
+        found = [tuple(meta.output_tensor_meta(k).sizes()) for k in range(meta.num_outputs())]
+        expected = [a.shape for a in self.new_state().arrays_by_name().values()]
+        if found != expected:
+            raise EdgekitError("the .pte's state buffers do not match the bundle's config",
+                               "the bundle is mismatched: re-export it")
 
     def new_state(self) -> HybridState:
         cfg, shapes = self.cfg, self.cfg.state_shapes()

@@ -129,5 +129,5 @@ def test_bad_options_are_one_line_errors(tmp_path):
     out = str(tmp_path / "x")
     assert "unknown quantization" in _one_line_error(runner.invoke(app, ["export", "tiny-random", "-o", out, "--quant", "int3"]))
     assert "unknown target" in _one_line_error(runner.invoke(app, ["export", "tiny-random", "-o", out, "--target", "tv"]))
-    assert "not available yet" in _one_line_error(
-        runner.invoke(app, ["export", "tiny-random", "-o", out, "--format", "executorch"]))
+    assert "unknown format" in _one_line_error(
+        runner.invoke(app, ["export", "tiny-random", "-o", out, "--format", "tflite"]))

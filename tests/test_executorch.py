@@ -107,7 +107,7 @@ def test_limits_are_one_line_errors(et_fp32_bundle):
     model = edgekit.load(et_fp32_bundle, chunk_size=256)
     with pytest.raises(EdgekitError, match="at most 128"):
         model.prefill(model.new_state(), _prompt(200))
-    with pytest.raises(EdgekitError, match="context budget"):
+    with pytest.raises(EdgekitError, match="budget is 512"):
         model.prefill(model.new_state(), _prompt(600))
 
 
