@@ -29,14 +29,19 @@ class Int4Weight:
         return n, blocks * self.block_size
 
 
-def quantize_int4(weight: np.ndarray, block_size: int = 32) -> Int4Weight:
-    """Quantize an ``[N, K]`` float matrix; K must be a multiple of ``block_size``."""
+def _blocks(weight: np.ndarray, block_size: int) -> np.ndarray:
+    """``[N, K]`` as float32 ``[N, K // block_size, block_size]``; K must be a multiple of ``block_size``."""
     if block_size not in BLOCK_SIZES:
-        raise ValueError(f"int4 block size {block_size} is not one of {BLOCK_SIZES}")
+        raise ValueError(f"block size {block_size} is not one of {BLOCK_SIZES}")
     n, k = weight.shape
     if k % block_size:
         raise ValueError(f"in-features {k} is not a multiple of the block size {block_size}")
-    blocks = weight.astype(np.float32, copy=False).reshape(n, k // block_size, block_size)
+    return weight.astype(np.float32, copy=False).reshape(n, k // block_size, block_size)
+
+
+def quantize_int4(weight: np.ndarray, block_size: int = 32) -> Int4Weight:
+    """Quantize an ``[N, K]`` float matrix; K must be a multiple of ``block_size``."""
+    blocks = _blocks(weight, block_size)
     extreme_idx = np.abs(blocks).argmax(axis=-1)[..., None]
     extreme = np.take_along_axis(blocks, extreme_idx, axis=-1)  # signed value of largest magnitude
     scales = extreme / -8.0
@@ -66,12 +71,7 @@ class Int8Weight:
 
 def quantize_int8(weight: np.ndarray, block_size: int = 32) -> Int8Weight:
     """Symmetric 8-bit blocks: scale = max |w| / 127, codes stored unsigned (MatMulNBits' 8-bit zero point 128)."""
-    if block_size not in BLOCK_SIZES:
-        raise ValueError(f"int8 block size {block_size} is not one of {BLOCK_SIZES}")
-    n, k = weight.shape
-    if k % block_size:
-        raise ValueError(f"in-features {k} is not a multiple of the block size {block_size}")
-    blocks = weight.astype(np.float32, copy=False).reshape(n, k // block_size, block_size)
+    blocks = _blocks(weight, block_size)
     scales = np.abs(blocks).max(axis=-1, keepdims=True) / 127.0
     safe = np.where(scales == 0, 1.0, scales)
     codes = (np.clip(np.rint(blocks / safe), -127, 127) + 128).astype(np.uint8)

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
-from edgekit.runtimes.state import HybridState, aligned_zeros
+from edgekit.runtimes.state import HybridState
 
 
 def _import_runtime():
@@ -75,14 +75,7 @@ class ExecuTorchDecoder:
                                "the bundle is mismatched: re-export it")
 
     def new_state(self) -> HybridState:
-        cfg, shapes = self.cfg, self.cfg.state_shapes()
-        kv_heads, head_dim = shapes["kv_row"]
-        kv = (1, kv_heads, self.max_context, head_dim)
-        return HybridState(
-            conv={i: aligned_zeros(shapes["conv"]) for i in cfg.deltanet_layers},
-            recurrent={i: aligned_zeros(shapes["recurrent"]) for i in cfg.deltanet_layers},
-            keys={i: aligned_zeros(kv) for i in cfg.attention_layers},
-            values={i: aligned_zeros(kv) for i in cfg.attention_layers})
+        return HybridState.zeros(self.cfg, self.max_context)
 
     def forward(self, state: HybridState, ids: np.ndarray, positions: np.ndarray,
                 embeds: np.ndarray | None = None) -> np.ndarray:

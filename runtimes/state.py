@@ -11,6 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
+from edgekit.config import TextConfig
+
 ALIGNMENT = 64  # bytes: onnxruntime's own buffers are 64-byte aligned, its AVX-512 kernels run faster so
 
 
@@ -113,3 +115,14 @@ class HybridState:
             length=self.length, next_position=self.next_position, tokens=list(self.tokens))
 
     fork = copy
+
+    @classmethod
+    def zeros(cls, cfg: TextConfig, max_context: int) -> "HybridState":
+        """A fresh state: every DeltaNet state zero, the KV cache preallocated to ``max_context`` rows."""
+        shapes = cfg.state_shapes()
+        kv_heads, head_dim = shapes["kv_row"]
+        kv = (1, kv_heads, max_context, head_dim)
+        return cls(conv={i: aligned_zeros(shapes["conv"]) for i in cfg.deltanet_layers},
+                   recurrent={i: aligned_zeros(shapes["recurrent"]) for i in cfg.deltanet_layers},
+                   keys={i: aligned_zeros(kv) for i in cfg.attention_layers},
+                   values={i: aligned_zeros(kv) for i in cfg.attention_layers})
