@@ -50,12 +50,12 @@ MAX_LENGTH = PROMPT_TOKENS + NEW_TOKENS + 8  # both runtimes get this KV budget
 THREADS = 2
 PROMPT_SEED = 1234
 VOCAB_LIMIT = 248_000  # prompt ids stay below the special tokens
-# Match edgekit's int4 scheme (block 32, symmetric, int8 activations, one int4 copy of the tied embedding) and
+# The decoders only (no vision tower: the other exports have none). Match edgekit's int4 scheme (block 32, symmetric, int8 activations, one int4 copy of the tied embedding) and
 # its prefill output (last-position logits only, not [128, 248320] of them).
 GENAI_EXTRA_OPTIONS = ("shared_embeddings=true", "block_size=32", "is_symmetric=true", "accuracy_level=4",
                        "prune_lm_head=true")
 EDGEKIT_EXPORT = ("import sys; from edgekit.export.onnx_export import export_onnx; "
-                  "export_onnx(sys.argv[1], sys.argv[2], quant='int4', show_progress=False)")
+                  "export_onnx(sys.argv[1], sys.argv[2], quant='int4', vision=False, show_progress=False)")
 EDGEKIT_ET_EXPORT = ("import sys; from edgekit.export.executorch_export import export_executorch; "
                      "export_executorch(sys.argv[1], sys.argv[2], quant='8da4w', target='android', "
                      f"max_context={MAX_LENGTH}, show_progress=False)")

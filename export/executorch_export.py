@@ -28,8 +28,8 @@ EMBEDDING_4BIT_OP = "quantized_decomposed::embedding_4bit"
 
 def build_decoder(ck: Checkpoint, quant: str, block_size: int, max_context: int) -> Qwen35Decoder:
     """The torch decoder with its weights, quantized in place when ``quant`` is ``8da4w``."""
-    weights = {name: tensor.detach().float() for name, tensor in ck.tensors.items()}
-    decoder = Qwen35Decoder(ck.text, weights.__getitem__, max_context,
+    # Each tensor is converted when the module takes it, so no second fp32 copy of the model stays around.
+    decoder = Qwen35Decoder(ck.text, lambda name: ck.tensors[name].detach().float(), max_context,
                             embedding_block_size=block_size if quant == "8da4w" else None).eval()
     if quant == "8da4w":
         from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
@@ -87,6 +87,7 @@ def export_executorch(model: str, out: str | Path, *, quant: str = "8da4w", bloc
         bar.update(task, total=1, completed=1)
         steps = bar.add_task(f"quantizing ({quant})", total=3, visible=show_progress)
         decoder = build_decoder(ck, quant, block_size, runtime["max_context"])
+        ck.tensors.clear()  # the decoder holds its own (quantized) weights: free the checkpoint before lowering
         bar.update(steps, advance=1, description="torch.export")
         programs = export_programs(decoder, runtime["chunk_size"])
         bar.update(steps, advance=1, description="lowering to XNNPACK")
