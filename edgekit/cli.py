@@ -502,8 +502,8 @@ def profile_compare(a: Path = typer.Argument(..., help="profile.json"), b: Path 
     typer.echo(compare(*results, names=(str(a), str(b))))
 
 
-_VISION_NOTE = ("note: captions come from frame statistics (colour, brightness, motion) read by the text model, "
-                "not from vision; the vision captioner comes with the vision integration")
+_VISION_NOTE = ("note: this bundle has no vision tower, so captions come from frame statistics (colour, "
+                "brightness, motion) read by the text model; export with vision (ONNX) to caption what frames show")
 
 
 @app.command()
@@ -528,7 +528,7 @@ def summarize(
     """Caption a camera, video, stream or image folder segment by segment into a timeline, then summarize it.
     Exit status: 0 done (also for a truncated file), 3 the camera/stream was lost, 130 interrupted."""
     try:
-        from edgekit.runtimes.captioner import FrameStatsCaptioner
+        from edgekit.runtimes.captioner import FrameStatsCaptioner, VisionCaptioner
         from edgekit.runtimes.summarizer import Summarizer, SummarizerSettings
         from edgekit.runtimes.timeline import Timeline, clock
         from edgekit.runtimes.video import Backoff, open_source
@@ -553,9 +553,10 @@ def summarize(
         src = open_source(source, interval_s=1 / fps, backoff=Backoff(tries=reconnect))
         timeline = Timeline(out, mode="append" if append else "overwrite" if overwrite else "new")
         model = _load(bundle, threads, max_context)
-        captioner = FrameStatsCaptioner(model, caption_tokens=caption_tokens,
-                                        sampling=_sampling(temperature, top_k, 1.0, 1.0, seed))
-        typer.echo(_VISION_NOTE, err=True)
+        kind = VisionCaptioner if model.has_vision else FrameStatsCaptioner
+        captioner = kind(model, caption_tokens=caption_tokens, sampling=_sampling(temperature, top_k, 1.0, 1.0, seed))
+        if not model.has_vision:
+            typer.echo(_VISION_NOTE, err=True)
         result = Summarizer(captioner, timeline, settings, on_caption=show if live else None,
                             on_summary=show if live else None).run(src)
     except EdgekitError as err:

@@ -5,12 +5,11 @@ whose decoder state is kept between segments (each segment feeds only its own tu
 rolls when it fills up (a summary of the old segments replaces them), and summaries made from a
 checkpoint of the summary system prompt (``PromptCache``). Subclasses say what a segment's turn is.
 
-``FrameStatsCaptioner`` is the text-only one available until vision lands in the bundle: it describes
-each frame pair by its statistics (dominant colour, brightness, motion) in words, in the same
-``<t seconds> ...`` pair layout Qwen3.5 uses for video, and lets the text model caption that. Its
-captions are only as good as those statistics: it does not see objects. The vision captioner will
-replace ``segment_turn`` with the pairs' vision tokens and ``prefill_turn`` with a prefill that
-splices in the vision tower's embeddings; everything else stays.
+``VisionCaptioner`` shows the model the frames: each frame pair goes through the bundle's vision tower
+and into the turn as Qwen3.5's video block (``<t seconds><|vision_start|><|video_pad|>...<|vision_end|>``).
+``FrameStatsCaptioner`` is for bundles without a vision tower (``--no-vision``, ExecuTorch): it
+describes each frame pair by its statistics (dominant colour, brightness, motion) in words, in the
+same pair layout, and lets the text model caption that; it does not see objects.
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.runtimes.model import Model
+from edgekit.runtimes.multimodal import FramePair
+from edgekit.runtimes.multimodal import frame_pairs as pairs_of
 from edgekit.runtimes.prompt_cache import PromptCache
 from edgekit.runtimes.state import HybridState
 from edgekit.runtimes.timeline import clock
@@ -138,11 +139,38 @@ class ChatCaptioner:
         self.rolls += 1
 
 
-class FrameStatsCaptioner(ChatCaptioner):
-    """Text-only stand-in until vision: frame pairs described by colour, brightness and motion."""
+SEGMENT_INTRO = "Video segment:\n"
+SEGMENT_ASK = "\nDescribe this segment in one short sentence."
 
-    description = ("frame statistics (colour, brightness, motion) read by the text model; "
-                   "not vision - the vision captioner comes with the vision integration")
+
+class VisionCaptioner(ChatCaptioner):
+    """Frame pairs through the bundle's vision tower, as Qwen3.5 video blocks with their times."""
+
+    description = "the bundle's vision tower (Qwen3.5 video frame pairs)"
+
+    def __init__(self, model: Model, **options) -> None:
+        super().__init__(model, **options)
+        self._pairs: list[FramePair] = []
+
+    def segment_turn(self, frames: list[np.ndarray], timestamps: list[float]) -> str:
+        """Encodes the pairs (kept for ``prefill_turn``); the text has one pad per vision row, for the budget."""
+        rgb = [np.ascontiguousarray(f[..., ::-1]) for f in frames]  # OpenCV frames are BGR
+        self._pairs = pairs_of(self.model.vision.encode_frames(rgb, size=frames[0].shape[:2]), timestamps)
+        blocks = "".join(f"<{p.seconds:.1f} seconds><|vision_start|>{'<|video_pad|>' * p.embeds.tokens_per_pair}"
+                         "<|vision_end|>" for p in self._pairs)
+        return SEGMENT_INTRO + blocks + SEGMENT_ASK
+
+    def prefill_turn(self, state: HybridState, ids: list[int], frames: list[np.ndarray],
+                     timestamps: list[float]) -> np.ndarray:
+        """The same turn, with the vision rows taken from the tower and their mRoPE positions."""
+        before, after = render_chat([{"role": "user", "content": "{turn}"}]).split("{turn}")
+        return self.model.prefill_multimodal(state, [before + SEGMENT_INTRO, *self._pairs, SEGMENT_ASK + after])
+
+
+class FrameStatsCaptioner(ChatCaptioner):
+    """For bundles without vision: frame pairs described by colour, brightness and motion."""
+
+    description = "frame statistics (colour, brightness, motion) read by the text model; not vision"
 
     def segment_turn(self, frames: list[np.ndarray], timestamps: list[float]) -> str:
         lines = [f"<{t:.1f} seconds> {describe_pair(a, b)}" for t, a, b in frame_pairs(frames, timestamps)]

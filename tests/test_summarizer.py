@@ -8,6 +8,7 @@ import itertools
 import json
 
 import cv2
+import numpy as np
 import pytest
 
 import edgekit
@@ -208,3 +209,25 @@ def test_unreadable_file_leaves_a_stop_record(model, tmp_path):
         run(model, open_source(str(bad)), tmp_path / "out")
     (run1,) = json.loads((tmp_path / "out" / "timeline.json").read_text())["runs"]
     assert run1["stop"]["reason"] == "error" and run1["segments"] == []
+
+
+def test_vision_captioner_feeds_the_frames(model):
+    """The turn's vision rows come from the tower (different frames, different logits), and the text
+    the context budget is checked on has exactly as many tokens as the rows fed."""
+    from edgekit.runtimes.captioner import VisionCaptioner
+
+    vision = VisionCaptioner(model, caption_tokens=4, sampling=SAMPLING)
+    frames = {colour: [np.full((64, 96, 3), colour, np.uint8)] * 4 for colour in (RED, BLUE)}
+    times = [0.0, 0.5, 1.0, 1.5]
+    logits = {}
+    for colour, segment in frames.items():
+        state = vision.state.copy()
+        ids = model.tokenizer.encode(render_chat([{"role": "user", "content": vision.segment_turn(segment, times)}]))
+        before = state.length
+        logits[colour] = vision.prefill_turn(state, ids, segment, times)
+        assert state.length - before == len(ids)
+        assert state.tokens[before:] == ids  # vision rows keep their pad id
+    again = vision.prefill_turn(vision.state.copy(), ids, frames[BLUE], times)
+    assert np.array_equal(again, logits[BLUE])
+    assert np.abs(logits[RED] - logits[BLUE]).max() > 1e-3
+    assert vision.caption(frames[RED], times) is not None
