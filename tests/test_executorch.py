@@ -121,3 +121,13 @@ def test_corrupt_pte_is_refused(et_fp32_bundle, tmp_path):
         f.write(b"\xff" * 64)
     with pytest.raises(EdgekitError, match="could not load"):
         edgekit.load(copy)
+
+
+def test_profile_runs_on_executorch(et_8da4w_bundle):
+    from edgekit.profiling import ProfileSettings, run_profile
+
+    result = run_profile(et_8da4w_bundle, ProfileSettings(pp=16, tg=8, depth=16, reps=1, breakdown_steps=2),
+                         energy=None)
+    assert result["bundle"]["backend"] == "executorch" and result["bundle"]["quantization"] == "8da4w"
+    assert result["decode_tok_s"]["mean"] > 0 and result["prefill_tok_s"]["mean"] > 0
+    assert "executorch" in result["breakdown"]["source"] and not result["breakdown"]["ms_per_step_by_module"]
