@@ -1,0 +1,110 @@
+"""End-to-end speed of ``edgekit summarize`` on a 60 s clip: real-time factor and peak RSS.
+
+    python benchmarks/summarize_speed.py --model random-0.8b --size 224     # the real measurement
+    python benchmarks/summarize_speed.py --model tiny-random --seconds 10   # smoke
+
+Exports (once, cached in ``benchmarks/.cache/<model>/summarize-bundle``) an int4 ONNX bundle with its int8
+vision tower, writes a synthetic 640x480 clip (a moving disc over noisy coloured scenes, a cut every 15 s, so
+the change gate keeps most frames), runs ``edgekit summarize`` on it in a child process and records its wall
+time, the real-time factor (wall time / clip length; below 1 keeps up with a live camera at these settings),
+segments captioned and the child's peak RSS. Results: ``benchmarks/results/summarize-<model>.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgekit.files import atomic_write_text
+
+from decode_speed import MIB, log_tail, run_measured  # beside this script
+from machine import exporter_fingerprint, machine_info, versions
+
+HERE = Path(__file__).resolve().parent
+SCENES = [(40, 40, 160), (40, 160, 40), (160, 40, 40), (120, 120, 120)]  # BGR, one per 15 s
+
+
+def write_clip(path: Path, seconds: float, fps: float = 10.0, size: tuple[int, int] = (640, 480)) -> Path:
+    """A moving disc over noisy scenes that change every 15 s (MJPG .avi)."""
+    w, h = size
+    rng = np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    for i in range(round(seconds * fps)):
+        image = np.empty((h, w, 3), np.uint8)
+        image[:] = SCENES[int(i / fps // 15) % len(SCENES)]
+        image = cv2.add(image, rng.integers(0, 24, image.shape, dtype=np.uint8))
+        cv2.circle(image, (40 + (7 * i) % (w - 80), h // 2), 30, (255, 255, 255), -1)
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def cached_bundle(model: str) -> Path:
+    """The int4 ONNX bundle with vision, re-exported when edgekit's exporter changed."""
+    folder = HERE / ".cache" / model / "summarize-bundle"
+    record = folder.parent / "summarize-bundle.export.json"
+    if folder.is_dir() and record.is_file() and json.loads(record.read_text()).get("exporter") == \
+            exporter_fingerprint("edgekit"):
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    log = folder.parent / "summarize-bundle.export.log"
+    cmd = [sys.executable, "-m", "edgekit", "export", model, "-o", str(folder), "--overwrite"]
+    if run_measured(cmd, log).returncode:
+        raise SystemExit(f"export failed:\n{log_tail(log)}")
+    atomic_write_text(record, json.dumps({"exporter": exporter_fingerprint("edgekit")}))
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny-random")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--fps", type=float, default=2.0)
+    parser.add_argument("--segment", default="10s")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    machine = machine_info()
+    bundle = cached_bundle(args.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = write_clip(Path(tmp) / "clip.avi", args.seconds)
+        cmd = [sys.executable, "-m", "edgekit", "summarize", str(bundle), str(clip), "-o", str(Path(tmp) / "out"),
+               "--size", str(args.size), "--fps", str(args.fps), "--segment", args.segment,
+               "--threads", str(args.threads)]
+        log = Path(tmp) / "summarize.log"
+        measured = run_measured(cmd, log)
+        if measured.returncode:
+            raise SystemExit(f"summarize failed:\n{log_tail(log)}")
+        timeline = json.loads((Path(tmp) / "out" / "timeline.json").read_text())
+        shutil.copy(log, HERE / ".cache" / args.model / "summarize.log")
+    run = timeline["runs"][0]
+    result = {
+        "benchmark": "summarize_speed", "model": args.model,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine,
+        "versions": versions(), "settings": {**vars(args), "clip": "640x480 10 fps MJPG, moving disc, cut every 15 s"},
+        "captioner": run["captioner"], "segments": len(run["segments"]), "wall_s": measured.wall_s,
+        "real_time_factor": measured.wall_s / args.seconds, "peak_rss_bytes": measured.peak_rss_bytes,
+    }
+    out = HERE / "results" / f"summarize-{args.model}"
+    atomic_write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+    md = (f"# edgekit summarize speed — `{args.model}`\n\n- Date: {result['date']}\n"
+          f"- Versions: {', '.join(f'{k} {v}' for k, v in result['versions'].items())}\n"
+          f"- Settings: {args.seconds:g} s clip ({result['settings']['clip']}), --size {args.size}, --fps {args.fps:g}, "
+          f"--segment {args.segment}, {args.threads} threads; captioner: {result['captioner']}\n\n"
+          "| segments | wall time (s) | real-time factor | peak RSS (MiB) |\n|---|---|---|---|\n"
+          f"| {result['segments']} | {measured.wall_s:.1f} | {result['real_time_factor']:.2f} | "
+          f"{measured.peak_rss_bytes / MIB:.0f} |\n")
+    atomic_write_text(out.with_suffix(".md"), md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
