@@ -75,4 +75,15 @@ def test_the_onnx_example_has_the_fields_a_real_export_writes(int4_bundle):
     real = Bundle.open(int4_bundle).manifest
     ignore = {"state.names", "quantization.symmetric", "quantization.accuracy_level", "quantization.embedding",
               "quantization.kept_fp32"}  # not read by the app
+    real_keys = {k for k in _keys(real) - ignore if not k.startswith("graphs.vision")}  # the app runs no ONNX vision
+    assert real_keys == _keys(example)
+
+
+def test_the_executorch_example_has_the_fields_a_real_export_writes(et_8da4w_bundle):
+    """The same for the bundle the app runs: a real 8da4w .pte export."""
+    example = next(c["manifest"] for c in json.loads((VECTORS / "manifest.json").read_text())["cases"]
+                   if c["manifest"]["backend"] == "executorch")
+    real = Bundle.open(et_8da4w_bundle).manifest
+    ignore = {"state.names", "quantization.symmetric", "quantization.kept_fp32"}  # not read by the app
     assert _keys(real) - ignore == _keys(example)
+    assert real["required_ops"] == example["required_ops"]

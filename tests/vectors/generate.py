@@ -26,6 +26,7 @@ import numpy as np
 
 from edgekit.bundle import FORMAT_VERSION, write_manifest
 from edgekit.errors import EdgekitError
+from edgekit.export.executorch_export import EMBEDDING_4BIT_OP, REQUIRED_OPS
 from edgekit.sampling import SamplingParams, pick
 from edgekit.tokenizer import render_chat
 
@@ -114,8 +115,7 @@ def sampling_vectors() -> dict:
     return {"spec": "edgekit.sampling.pick", "splitmix64": prng, "cases": cases}
 
 
-EXECUTORCH_OPS = ["llama::custom_sdpa", "llama::update_cache", "llama::gated_delta_rule",
-                  "quantized_decomposed::embedding_4bit"]
+EXECUTORCH_OPS = REQUIRED_OPS + [EMBEDDING_4BIT_OP]  # what an 8da4w export lists
 
 
 def _common_body(backend: str) -> dict:
@@ -150,9 +150,12 @@ def manifest_vectors() -> dict:
     onnx = {"decoder.onnx": "stand-in graph\n", "decoder.onnx.data": "stand-in weights\n",
             "tokenizer.json": '{"model": {"type": "BPE"}}\n'}
     et = _bundle(pte, {**_common_body("executorch"),
-                       "graphs": {"decoder": {"file": "model.pte", "methods": ["forward"], "logits": "last"}},
+                       "graphs": {"decoder": {"file": "model.pte", "methods": ["forward", "get_state", "set_state"],
+                                              "delegate": "xnnpack", "max_tokens_per_call": 128,
+                                              "kv_update": "resident", "logits": "last"}},
                        "required_ops": EXECUTORCH_OPS,
-                       "quantization": {"weights": "8da4w", "group_size": 32, "embedding": "int4"}})
+                       "quantization": {"weights": "8da4w", "block_size": 32, "activations": "int8, dynamic per token",
+                                        "embedding": "int4"}})
     ox = _bundle(onnx, {**_common_body("onnx"),
                         "graphs": {"decoder": {"file": "decoder.onnx", "data": "decoder.onnx.data", "opset": 23,
                                                "contrib_ops": True, "deltanet": "contrib", "kv_update": "in_place",
