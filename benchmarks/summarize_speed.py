@@ -90,7 +90,8 @@ def main() -> None:
         "benchmark": "summarize_speed", "model": args.model,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine,
         "versions": versions(), "settings": {**vars(args), "clip": "640x480 10 fps MJPG, moving disc, cut every 15 s"},
-        "captioner": run["captioner"], "segments": len(run["segments"]), "wall_s": measured.wall_s,
+        "captioner": run["captioner"], "segments": len(run["segments"]),
+        "frames_captioned": sum(len(segment["timestamps"]) for segment in run["segments"]), "wall_s": measured.wall_s,
         "real_time_factor": measured.wall_s / args.seconds, "peak_rss_bytes": measured.peak_rss_bytes,
     }
     out = HERE / "results" / f"summarize-{args.model}"
@@ -99,8 +100,9 @@ def main() -> None:
           f"- Versions: {', '.join(f'{k} {v}' for k, v in result['versions'].items())}\n"
           f"- Settings: {args.seconds:g} s clip ({result['settings']['clip']}), --size {args.size}, --fps {args.fps:g}, "
           f"--segment {args.segment}, {args.threads} threads; captioner: {result['captioner']}\n\n"
-          "| segments | wall time (s) | real-time factor | peak RSS (MiB) |\n|---|---|---|---|\n"
-          f"| {result['segments']} | {measured.wall_s:.1f} | {result['real_time_factor']:.2f} | "
+          "| segments | frames seen by the model | wall time (s) | real-time factor | peak RSS (MiB) |\n"
+          "|---|---|---|---|---|\n"
+          f"| {result['segments']} | {result['frames_captioned']} | {measured.wall_s:.1f} | {result['real_time_factor']:.2f} | "
           f"{measured.peak_rss_bytes / MIB:.0f} |\n")
     atomic_write_text(out.with_suffix(".md"), md)
     print(md)
