@@ -154,6 +154,51 @@ def _onnx_breakdown(bundle_dir: Path, settings: ProfileSettings, prompt: list[in
         return op_breakdown(Path(model.decoder.session.end_profiling()), settings.breakdown_steps)
 
 
+# ExecuTorch ops by what they do (an ETDump without an ETRecord names ops, not the modules they came from).
+OP_PARTS = (("gated_delta_rule", "DeltaNet recurrence"), ("Convolution", "DeltaNet conv"),
+            ("convolution", "DeltaNet conv"), ("custom_sdpa", "attention (SDPA)"), ("update_cache", "attention (KV write)"),
+            ("Fully Connected", "linear layers (XNNPACK)"), ("embedding", "embedding"),
+            ("copy_", "state copies and resets"), ("where", "state copies and resets"))
+ETDUMP_WRAPPERS = {"DELEGATE_CALL", "OPERATOR_CALL", "Method::execute", "Method::init", "Program::load_method"}
+
+
+def etdump_breakdown(events: list[tuple[str, list[float]]], steps: int, top_k: int = 8) -> dict[str, Any]:
+    """ms per decode step by op kind and top ops, from the forward method's ETDump events: (name, ms per run),
+    of which the last ``steps`` runs are decode steps. Wrapper events (which contain other events) are skipped."""
+    by_part: dict[str, float] = defaultdict(float)
+    by_op: dict[str, float] = defaultdict(float)
+    for name, runs in events:
+        if name in ETDUMP_WRAPPERS or not runs:
+            continue
+        op = re.sub(r" #\d+$", "", name).removeprefix("native_call_")
+        ms = sum(runs[-steps:]) / min(steps, len(runs))
+        by_op[op] += ms
+        by_part[next((part for key, part in OP_PARTS if key in op), "norms, rotary, elementwise")] += ms
+    ordered = lambda d: dict(sorted(d.items(), key=lambda kv: -kv[1]))  # noqa: E731
+    return {"source": "ExecuTorch ETDump, by op kind", "ms_per_step_by_module": ordered(by_part),
+            "ms_per_step_top_ops": dict(list(ordered(by_op).items())[:top_k])}
+
+
+def _executorch_breakdown(bundle_dir: Path, settings: ProfileSettings, prompt: list[int]) -> dict[str, Any]:
+    """The op breakdown of the executorch backend: a few decode steps with ETDump recording."""
+    from executorch.devtools import Inspector
+
+    from edgekit.runtimes.executorch_decoder import ExecuTorchDecoder
+
+    model = edgekit.load(bundle_dir, threads=settings.threads)
+    model.decoder = ExecuTorchDecoder(model.bundle, threads=settings.threads, etdump=True)
+    state = model.new_state()
+    token = int(np.argmax(model.prefill(state, prompt)))
+    for _ in range(settings.breakdown_steps):
+        token = int(np.argmax(model.step(state, token)))
+    with tempfile.TemporaryDirectory() as tmp:
+        model.decoder.write_etdump(Path(tmp) / "run.etdp")
+        blocks = Inspector(etdump_path=str(Path(tmp) / "run.etdp")).event_blocks
+    forward = max(blocks, key=lambda block: len(block.events))  # runs with the same events share a block
+    return etdump_breakdown([(e.name, list(e.perf_data.raw) if e.perf_data else []) for e in forward.events],
+                            settings.breakdown_steps)
+
+
 def run_soak(model, settings: ProfileSettings, reader: ThermalReader,
              progress: Callable[[str], None] = lambda step: None) -> dict[str, Any]:
     """Decode for ``soak_s`` seconds in windows; after each, record tok/s, temperatures, CPU MHz, throttling."""
@@ -249,9 +294,8 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
 
     soak = run_soak(model, settings, thermal or ThermalReader(), progress) if settings.soak_s > 0 else None
     progress("op breakdown")
-    breakdown = (_onnx_breakdown(bundle_dir, settings, prompt) if model.decoder.backend == "onnx" else
-                 {"source": f"nothing: no per-op profile for the {model.decoder.backend} backend yet",
-                  "ms_per_step_by_module": {}, "ms_per_step_top_ops": {}})
+    breakdown = (_onnx_breakdown if model.decoder.backend == "onnx" else _executorch_breakdown)(
+        bundle_dir, settings, prompt)
     cfg = model.config
     shapes = cfg.state_shapes()
     per_token_kv = 4 * 2 * len(cfg.attention_layers) * int(np.prod(shapes["kv_row"]))

@@ -12,6 +12,7 @@ installed; the onnxruntime backend does not. On Android the same .pte runs throu
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import numpy as np
 
@@ -40,7 +41,9 @@ class ExecuTorchDecoder:
 
     backend = "executorch"
 
-    def __init__(self, bundle: Bundle, threads: int | None = None, max_context: int | None = None) -> None:
+    def __init__(self, bundle: Bundle, threads: int | None = None, max_context: int | None = None,
+                 etdump: bool = False) -> None:
+        """``etdump``: record per-op times (ExecuTorch's ETDump), written out with ``write_etdump``."""
         torch, portable_lib, runtime = _import_runtime()
         self._torch = torch
         self.bundle = bundle
@@ -55,13 +58,14 @@ class ExecuTorchDecoder:
             portable_lib._unsafe_reset_threadpool(threads)
         path = bundle.file(graph["file"])
         try:
-            program = runtime.get().load_program(path)
+            program = runtime.get().load_program(path, enable_etdump=etdump)
             self._methods = {name: program.load_method(name) for name in ("forward", "get_state", "set_state")}
         except Exception as err:  # ExecuTorch raises RuntimeError with its internal error code
             raise EdgekitError(f"ExecuTorch could not load {path} ({str(err).strip().splitlines()[0][:200]})",
                                "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
         self._names = [f"{kind}.{i}" for kind in ("conv", "recurrent", "key", "value")
                        for k, i in self.cfg.state_tensors() if k == kind]
+        self._program = program
         self._check_state()
         self.resident: HybridState | None = None
 
@@ -99,6 +103,10 @@ class ExecuTorchDecoder:
             torch.tensor([state.length], dtype=torch.long)])[0]
         state.length += t
         return logits[0].numpy()
+
+    def write_etdump(self, path: str | Path) -> None:
+        """Write the per-op times recorded so far (load with ``etdump=True``)."""
+        self._program.write_etdump_result_to_file(str(path), str(Path(path).with_suffix(".debug")))
 
     def _make_resident(self, state: HybridState) -> None:
         """Load ``state`` into the program's buffers unless it is already there."""

@@ -156,3 +156,18 @@ def test_html_report_renders_in_headless_chromium(profiled, tmp_path):
     subprocess.run([browser, *flags, "--window-size=900,1100", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000  # a drawn page
+
+
+def test_etdump_breakdown_counts_leaf_ops_of_the_decode_steps():
+    from edgekit.profiling import etdump_breakdown
+
+    events = [("Fully Connected (NC, QD8, F32, QC4W) #1", [9.0, 1.0, 3.0]),  # first run: the prefill
+              ("Fully Connected (NC, QD8, F32, QC4W) #2", [9.0, 2.0, 2.0]),
+              ("DELEGATE_CALL", [20.0, 4.0, 6.0]),  # contains the two above: not counted again
+              ("native_call_gated_delta_rule.out", [5.0, 0.5, 0.5]), ("OPERATOR_CALL", [5.0, 0.6, 0.6]),
+              ("native_call_mul.out", [1.0, 0.25, 0.25])]
+    result = etdump_breakdown(events, steps=2)
+    assert result["ms_per_step_by_module"] == {"linear layers (XNNPACK)": 4.0, "DeltaNet recurrence": 0.5,
+                                               "norms, rotary, elementwise": 0.25}
+    assert list(result["ms_per_step_top_ops"]) == ["Fully Connected (NC, QD8, F32, QC4W)", "gated_delta_rule.out",
+                                                   "mul.out"]
