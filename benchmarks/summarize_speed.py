@@ -4,8 +4,8 @@
     python benchmarks/summarize_speed.py --model tiny-random --seconds 10   # smoke
 
 Exports (once, cached in ``benchmarks/.cache/<model>/summarize-bundle``) an int4 ONNX bundle with its int8
-vision tower, writes a synthetic 640x480 clip (a moving disc over noisy coloured scenes, a cut every 15 s, so
-the change gate keeps most frames), runs ``edgekit summarize`` on it in a child process and records its wall
+vision tower, writes a synthetic 640x480 clip (a large moving disc over noisy coloured scenes whose brightness
+swings, a cut every 15 s, so the change gate keeps every sampled frame: the worst case), runs ``edgekit summarize`` on it in a child process and records its wall
 time, the real-time factor (wall time / clip length; below 1 keeps up with a live camera at these settings),
 segments captioned and the child's peak RSS. Results: ``benchmarks/results/summarize-<model>.json`` and ``.md``.
 """
@@ -33,15 +33,17 @@ SCENES = [(40, 40, 160), (40, 160, 40), (160, 40, 40), (120, 120, 120)]  # BGR, 
 
 
 def write_clip(path: Path, seconds: float, fps: float = 10.0, size: tuple[int, int] = (640, 480)) -> Path:
-    """A moving disc over noisy scenes that change every 15 s (MJPG .avi)."""
+    """A busy clip, so the change gate keeps every sampled frame (the worst case for the model): a large
+    moving disc over noisy scenes whose brightness swings, a cut every 15 s (MJPG .avi)."""
     w, h = size
     rng = np.random.default_rng(0)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
     for i in range(round(seconds * fps)):
+        swing = 1.0 + 0.5 * np.sin(2 * np.pi * i / fps / 3)
         image = np.empty((h, w, 3), np.uint8)
-        image[:] = SCENES[int(i / fps // 15) % len(SCENES)]
+        image[:] = np.clip(np.array(SCENES[int(i / fps // 15) % len(SCENES)]) * swing, 0, 255)
         image = cv2.add(image, rng.integers(0, 24, image.shape, dtype=np.uint8))
-        cv2.circle(image, (40 + (7 * i) % (w - 80), h // 2), 30, (255, 255, 255), -1)
+        cv2.circle(image, (120 + (40 * i) % (w - 240), h // 2), 120, (255, 255, 255), -1)
         writer.write(image)
     writer.release()
     return path
@@ -89,7 +91,7 @@ def main() -> None:
     result = {
         "benchmark": "summarize_speed", "model": args.model,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine,
-        "versions": versions(), "settings": {**vars(args), "clip": "640x480 10 fps MJPG, moving disc, cut every 15 s"},
+        "versions": versions(), "settings": {**vars(args), "clip": "640x480 10 fps MJPG, busy: every sampled frame changes"},
         "captioner": run["captioner"], "segments": len(run["segments"]),
         "frames_captioned": sum(len(segment["timestamps"]) for segment in run["segments"]), "wall_s": measured.wall_s,
         "real_time_factor": measured.wall_s / args.seconds, "peak_rss_bytes": measured.peak_rss_bytes,
