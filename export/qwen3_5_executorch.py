@@ -120,8 +120,9 @@ class GatedDeltaNet(nn.Module):
         self.register_buffer("recurrent", torch.zeros(
             1, cfg.linear_num_value_heads, cfg.linear_key_head_dim, cfg.linear_value_head_dim))
 
-    def forward(self, x: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
-        """``fresh``: bool [1], true at position 0 (the program's buffers hold no meaningful state yet)."""
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """``keep`` [T]: 0.0 at position 0, else 1.0; the state carried in is multiplied by it there, so a
+        conversation starting at position 0 never sees the previous one (see ``Qwen35Decoder.forward``)."""
         cfg = self.cfg
         hk, hv = cfg.linear_num_key_heads, cfg.linear_num_value_heads
         dk, dv = cfg.linear_key_head_dim, cfg.linear_value_head_dim
@@ -129,19 +130,19 @@ class GatedDeltaNet(nn.Module):
         qkv, z = self.in_proj_qkvz(x).split([cfg.conv_dim, hv * dv], dim=-1)
         beta_in, a = self.in_proj_ba(x).split([hv, hv], dim=-1)
 
-        conv = torch.where(fresh, 0.0, self.conv)  # where, not a product: unset memory may hold NaNs
-        window = torch.cat([conv, qkv], dim=1)  # [B, K-1+T, C]
+        window = torch.cat([self.conv * keep[:1], qkv], dim=1)  # [B, K-1+T, C]
         self.conv.copy_(window[:, t:])
         qkv = F.silu(F.conv1d(window.transpose(1, 2), self.conv_weight, groups=cfg.conv_dim)).transpose(1, 2)
         q, k, v = qkv.split([hk * dk, hk * dk, hv * dv], dim=-1)
         q, k = l2_norm(q.reshape(b, t, hk, dk)) * dk ** -0.5, l2_norm(k.reshape(b, t, hk, dk))
         if hv != hk:  # each q/k head serves hv // hk consecutive value heads
             q, k = q.repeat_interleave(hv // hk, dim=2), k.repeat_interleave(hv // hk, dim=2)
-        decay = torch.exp(self.neg_a * F.softplus(a + self.dt_bias))  # [B, T, Hv]
+        # The recurrence starts by scaling the state by the decay: a zero decay at position 0 drops the old one.
+        decay = torch.exp(self.neg_a * F.softplus(a + self.dt_bias)) * keep[None, :, None]  # [B, T, Hv]
         beta = torch.sigmoid(beta_in)
         out, state = torch.ops.llama.gated_delta_rule(
             q.transpose(1, 2), k.transpose(1, 2), v.reshape(b, t, hv, dv).transpose(1, 2),
-            decay.transpose(1, 2), beta.transpose(1, 2), torch.where(fresh, 0.0, self.recurrent))
+            decay.transpose(1, 2), beta.transpose(1, 2), self.recurrent)
         self.recurrent.copy_(state)
         out = rms_norm(out.transpose(1, 2), self.norm, cfg.rms_norm_eps) * F.silu(z.view(b, t, hv, dv))
         return self.out_proj(out.reshape(b, t, hv * dv))
@@ -166,9 +167,9 @@ class Layer(nn.Module):
         self.inter, self.eps = inter, cfg.rms_norm_eps
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: int,
-                fresh: torch.Tensor) -> torch.Tensor:
+                keep: torch.Tensor) -> torch.Tensor:
         h = rms_norm(x, self.input_norm, self.eps)
-        x = x + (self.mixer(h, cos, sin, start) if self.is_attention else self.mixer(h, fresh))
+        x = x + (self.mixer(h, cos, sin, start) if self.is_attention else self.mixer(h, keep))
         gate, up = self.gate_up(rms_norm(x, self.post_norm, self.eps)).split([self.inter, self.inter], dim=-1)
         return x + self.down(F.silu(gate) * up)
 
@@ -197,10 +198,14 @@ class Qwen35Decoder(nn.Module):
         positions = (input_pos + torch.arange(tokens.shape[1])).float()
         freqs = positions[:, None] * self.inv_freq  # [T, dim/2]
         cos, sin = torch.cos(freqs)[None], torch.sin(freqs)[None]
-        fresh = input_pos == 0
+        # Position 0 starts a conversation: the DeltaNet state carried in is dropped by a product, which
+        # XNNPACK runs, rather than a select (a portable `where` over the 18 MiB state took ~26 ms a token).
+        # A product assumes finite values in the buffers: ExecuTorch's runtimes zero-initialize their
+        # memory-planned arenas, and states stay finite.
+        keep = (positions != 0).float()
         x = self.embed(tokens)
         for layer in self.layers:
-            x = layer(x, cos, sin, start, fresh)
+            x = layer(x, cos, sin, start, keep)
         return self.lm_head(rms_norm(x[:, -1], self.final_norm, self.cfg.rms_norm_eps))
 
 

@@ -133,3 +133,23 @@ def test_profile_runs_on_executorch(et_8da4w_bundle):
     parts = result["breakdown"]["ms_per_step_by_module"]
     assert "ETDump" in result["breakdown"]["source"] and parts["linear layers (XNNPACK)"] > 0
     assert {"DeltaNet recurrence", "attention (SDPA)"} <= set(parts)
+
+
+def test_position_zero_starts_over_like_the_llm_runner(et_fp32_bundle, tiny_hf):
+    """ExecuTorch's LLM runner (Android LlmModule) only calls forward(tokens, input_pos), never set_state:
+    a new conversation from position 0 must not see the previous one left in the buffers."""
+    import torch
+
+    from edgekit.runtimes.executorch_decoder import _import_runtime
+
+    runtime = _import_runtime()[2]
+    forward = runtime.get().load_program(et_fp32_bundle / "model.pte").load_method("forward")
+
+    def run(ids: list[int], pos: int) -> np.ndarray:
+        return forward.execute([torch.tensor([ids]), torch.tensor([pos])])[0][0].numpy()
+
+    first = _prompt(20, seed=6)
+    run(first, 0)
+    assert np.abs(run([5], 20) - HFRunner(tiny_hf).all_logits(first + [5])[-1]).max() < 1e-4
+    second = _prompt(9, seed=7)
+    assert np.abs(run(second, 0) - HFRunner(tiny_hf).all_logits(second)[-1]).max() < 1e-4
