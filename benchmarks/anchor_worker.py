@@ -131,7 +131,7 @@ class EdgekitRunner(Runner):
         from edgekit.runtimes import PromptCache
 
         self.cache = PromptCache(self.model, every=0)
-        self.cache.prefill(prefix, marks=[(len(prefix), "prefix")])
+        self.cache.prefill(prefix, marks=[(len(prefix), "system")])
         return {"state_bytes": self.cache.nbytes}
 
     def resume(self, prefix: list[int], turn: list[int]) -> np.ndarray:
@@ -152,8 +152,7 @@ class GenaiRunner(Runner):
     RSS then include the same tokenizer.
     """
 
-    mechanism = ("onnxruntime-genai Generator continuing after the prefix (its state cannot be copied, so each "
-                 "run prefills the prefix again, untimed)")
+    mechanism = "onnxruntime-genai Generator.snapshot_state after the prefix, rewind_to(prefix length) to resume"
 
     def __init__(self, model_dir: str, threads: int, max_length: int) -> None:
         import onnxruntime_genai as og
@@ -193,19 +192,15 @@ class GenaiRunner(Runner):
         logits = np.asarray(self.generator.get_logits())
         return logits.reshape(-1, logits.shape[-1])[-1]
 
-    def second_turn(self, prefix: list[int], turn: list[int]) -> dict[str, Any]:
-        first: dict[str, Any] = {}
-        if not getattr(self, "_prefix_ready", False):
-            cold_s, cold_token = self.cold_first_token(prefix + turn)
-            first = {"cold_ttft_s": cold_s, "cold_token": cold_token, "mechanism": self.mechanism}
-            self._prefix_ready = True
+    def prepare_prefix(self, prefix: list[int]) -> dict[str, Any]:
         self.fresh()
-        start = time.perf_counter()
         self.prefill(prefix)
-        prefix_s = time.perf_counter() - start
-        start = time.perf_counter()
-        token = int(np.argmax(self.prefill(turn)))
-        return {"ttft_s": time.perf_counter() - start, "token": token, "prefix_s": prefix_s, **first}
+        self.generator.snapshot_state()
+        return {}
+
+    def resume(self, prefix: list[int], turn: list[int]) -> np.ndarray:
+        self.generator.rewind_to(len(prefix))
+        return self.prefill(turn)
 
 
 class LlamaCppRunner(Runner):
