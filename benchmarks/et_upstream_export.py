@@ -56,12 +56,17 @@ def main() -> None:
         subprocess.run([
             sys.executable, "-m", "executorch.extension.llm.export.export_llm",
             "--config", str(example / "qwen3_5_xnnpack_fp32.yaml"),
-            "base.model_class=qwen3_5_0_8b", f"base.params={params}", f"base.checkpoint={weights}",
-            "quantization.qmode=8da4w", "quantization.group_size=32", "quantization.embedding_quantize='4,32'",
-            "quantization.use_hqq=false",
-            f"export.max_seq_length={args.max_context}", f"export.max_context_length={args.max_context}",
-            f"export.output_dir={args.out}", "export.output_name=model.pte",
+            # "++" sets a key whether or not the example's yaml has it (hydra refuses new keys without "+")
+            *[f"++{key}={value}" for key, value in {
+                "base.model_class": "qwen3_5_0_8b", "base.params": params, "base.checkpoint": weights,
+                "quantization.qmode": "8da4w", "quantization.group_size": 32,
+                "quantization.embedding_quantize": "'4,32'", "quantization.use_hqq": "false",
+                "export.max_seq_length": args.max_context, "export.max_context_length": args.max_context,
+                # a name ending in .pte would be taken as a path (relative to the working directory)
+                "export.output_dir": args.out, "export.output_name": "model"}.items()],
         ], check=True)
+    if not (args.out / "model.pte").is_file():
+        raise SystemExit(f"export_llm finished without writing {args.out / 'model.pte'}")
 
 
 if __name__ == "__main__":
