@@ -205,6 +205,8 @@ def folder_bytes(folder: Path, suffixes: tuple[str, ...] = ()) -> int:
 
 
 def model_size(folder: Path) -> dict[str, int]:
-    """The whole folder (tokenizer and configs included) and its model files (graph + weights, .pte or .gguf)."""
+    """The whole folder (tokenizer, configs, an edgekit bundle's vision tower included) and its text model's files
+    (graph + weights, .pte or .gguf): the part every runtime has."""
+    vision = folder_bytes(folder, ("vision.onnx", "vision.onnx.data"))
     return {"folder_bytes": folder_bytes(folder),
-            "model_bytes": folder_bytes(folder, (".onnx", ".onnx.data", ".pte", ".gguf"))}
+            "model_bytes": folder_bytes(folder, (".onnx", ".onnx.data", ".pte", ".gguf")) - vision}
