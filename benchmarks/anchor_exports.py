@@ -26,12 +26,13 @@ from random_checkpoint import CONTEXT_LENGTH
 HERE = Path(__file__).resolve().parent
 CHECKPOINT_BUILDER = HERE / "random_checkpoint.py"
 THREADS = 2
-# Match edgekit's int4 scheme (block 32, symmetric, int8 activations, one int4 copy of the tied embedding) and
-# its prefill output (last-position logits only, not [128, 248320] of them).
+# The decoders only (no vision tower: the other exports have none). Match edgekit's int4 scheme (block 32,
+# symmetric, int8 activations, one int4 copy of the tied embedding) and its prefill output (last-position logits
+# only, not [128, 248320] of them).
 GENAI_EXTRA_OPTIONS = ("shared_embeddings=true", "block_size=32", "is_symmetric=true", "accuracy_level=4",
                        "prune_lm_head=true")
 EDGEKIT_EXPORT = ("import sys; from edgekit.export.onnx_export import export_onnx; "
-                  "export_onnx(sys.argv[1], sys.argv[2], quant='int4', show_progress=False)")
+                  "export_onnx(sys.argv[1], sys.argv[2], quant='int4', vision=False, show_progress=False)")
 EDGEKIT_ET_EXPORT = ("import sys; from edgekit.export.executorch_export import export_executorch; "
                      "export_executorch(sys.argv[1], sys.argv[2], quant='8da4w', target='android', "
                      "max_context=int(sys.argv[3]), show_progress=False)")
@@ -205,8 +206,6 @@ def folder_bytes(folder: Path, suffixes: tuple[str, ...] = ()) -> int:
 
 
 def model_size(folder: Path) -> dict[str, int]:
-    """The whole folder (tokenizer, configs, an edgekit bundle's vision tower included) and its text model's files
-    (graph + weights, .pte or .gguf): the part every runtime has."""
-    vision = folder_bytes(folder, ("vision.onnx", "vision.onnx.data"))
+    """The whole folder (tokenizer and configs included) and its model files (graph + weights, .pte or .gguf)."""
     return {"folder_bytes": folder_bytes(folder),
-            "model_bytes": folder_bytes(folder, (".onnx", ".onnx.data", ".pte", ".gguf")) - vision}
+            "model_bytes": folder_bytes(folder, (".onnx", ".onnx.data", ".pte", ".gguf"))}
