@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Any
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni")
-PACKAGES = ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "edgekit")
+PACKAGES = ("onnxruntime", "onnxruntime-genai", "llama-cpp-python", "executorch", "torchao", "torch", "transformers",
+            "edgekit")
+# The package whose version decides an anchor's export.
+ANCHOR_EXPORTERS = {"genai": "onnxruntime-genai", "llama-q4_0": "llama-cpp-python", "llama-q4_k_m": "llama-cpp-python",
+                    "et-upstream": "executorch"}
 
 
 def machine_info() -> dict[str, Any]:
@@ -40,9 +44,10 @@ def versions() -> dict[str, str | None]:
 
 def exporter_fingerprint(runtime: str) -> str:
     """What decides an export's output: for edgekit, a sha256 of its exporter's sources (so a cached
-    export is redone after any exporter change); for the anchor, its package version."""
-    if not runtime.startswith("edgekit"):
-        return f"onnxruntime-genai {metadata.version('onnxruntime-genai')}"
+    export is redone after any exporter change); for an anchor, its package's version."""
+    if runtime in ANCHOR_EXPORTERS:
+        package = ANCHOR_EXPORTERS[runtime]
+        return f"{package} {metadata.version(package)}"
     import edgekit.export
 
     digest = hashlib.sha256()

@@ -2,7 +2,7 @@
 
     python benchmarks/random_checkpoint.py random-0.8b OUT_FOLDER
 
-``decode_speed.py`` runs this in its own process, so that the benchmark's parent process never holds torch or a
+``anchors.py`` runs this in its own process, so that the benchmark's parent process never holds torch or a
 model: on Linux a child's ``ru_maxrss`` starts at its parent's peak, which would inflate the export peaks.
 """
 

@@ -25,10 +25,11 @@ import numpy as np
 
 from edgekit.files import atomic_write_text
 
-from decode_speed import MIB, log_tail, run_measured  # beside this script
+from anchor_exports import log_tail, run_measured  # beside this script
 from machine import exporter_fingerprint, machine_info, versions
 
 HERE = Path(__file__).resolve().parent
+MIB = 2**20
 SCENES = [(40, 40, 160), (40, 160, 40), (160, 40, 40), (120, 120, 120)]  # BGR, one per 15 s
 
 
