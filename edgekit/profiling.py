@@ -27,6 +27,7 @@ import numpy as np
 import edgekit
 from edgekit.energy import (EnergySource, Reading, Runner, average_power, baseline_subtracted, battery_percent_per_hour,
                             detect, energy_between, run_command)
+from edgekit.runtimes.model import Model
 from edgekit.thermal import ThermalReader
 
 MODULES = (("linear_attn", "DeltaNet"), ("self_attn", "attention"), ("mlp", "MLP"), ("lm_head", "lm_head"),
@@ -138,20 +139,21 @@ def op_breakdown(profile_file: Path, steps: int, top_k: int = 8) -> dict[str, An
             "ms_per_step_top_ops": dict(list(ordered(by_op).items())[:top_k])}
 
 
-def _onnx_breakdown(bundle_dir: Path, settings: ProfileSettings, prompt: list[int]) -> dict[str, Any]:
-    """The op breakdown of the onnx backend: a few decode steps under onnxruntime's profiler. The only
-    backend-specific step of the protocol (a second backend brings its own, e.g. ExecuTorch's ETDump)."""
+def _onnx_breakdown(model: Model, settings: ProfileSettings, prompt: list[int]) -> dict[str, Any]:
+    """The op breakdown of the onnx backend: a few decode steps under onnxruntime's profiler (the prompt is
+    prefilled by ``model``'s own, unprofiled session, so the profile holds the decode steps only)."""
     from edgekit.runtimes.onnx_decoder import OnnxDecoder
 
-    model = edgekit.load(bundle_dir, threads=settings.threads, max_context=settings.pp + settings.breakdown_steps + 8)
     with tempfile.TemporaryDirectory() as tmp:
-        state = model.new_state()
+        decoder = OnnxDecoder(model.bundle, threads=settings.threads,
+                              max_context=settings.pp + settings.breakdown_steps + 8,
+                              profile_prefix=str(Path(tmp) / "ort"))
+        profiled = Model(model.bundle, decoder, model.tokenizer, chunk_size=model.chunk_size)
+        state = profiled.new_state()
         token = int(np.argmax(model.prefill(state, prompt)))
-        model.decoder = OnnxDecoder(model.bundle, threads=settings.threads, max_context=model.max_context,
-                                    profile_prefix=str(Path(tmp) / "ort"))
         for _ in range(settings.breakdown_steps):
-            token = int(np.argmax(model.step(state, token)))
-        return op_breakdown(Path(model.decoder.session.end_profiling()), settings.breakdown_steps)
+            token = int(np.argmax(profiled.step(state, token)))
+        return op_breakdown(Path(decoder.session.end_profiling()), settings.breakdown_steps)
 
 
 # ExecuTorch ops by what they do (an ETDump without an ETRecord names ops, not the modules they came from).
@@ -179,20 +181,20 @@ def etdump_breakdown(events: list[tuple[str, list[float]]], steps: int, top_k: i
             "ms_per_step_top_ops": dict(list(ordered(by_op).items())[:top_k])}
 
 
-def _executorch_breakdown(bundle_dir: Path, settings: ProfileSettings, prompt: list[int]) -> dict[str, Any]:
+def _executorch_breakdown(model: Model, settings: ProfileSettings, prompt: list[int]) -> dict[str, Any]:
     """The op breakdown of the executorch backend: a few decode steps with ETDump recording."""
     from executorch.devtools import Inspector
 
     from edgekit.runtimes.executorch_decoder import ExecuTorchDecoder
 
-    model = edgekit.load(bundle_dir, threads=settings.threads)
-    model.decoder = ExecuTorchDecoder(model.bundle, threads=settings.threads, etdump=True)
-    state = model.new_state()
-    token = int(np.argmax(model.prefill(state, prompt)))
+    decoder = ExecuTorchDecoder(model.bundle, threads=settings.threads, etdump=True)
+    profiled = Model(model.bundle, decoder, model.tokenizer, chunk_size=model.chunk_size)
+    state = profiled.new_state()
+    token = int(np.argmax(profiled.prefill(state, prompt)))
     for _ in range(settings.breakdown_steps):
-        token = int(np.argmax(model.step(state, token)))
+        token = int(np.argmax(profiled.step(state, token)))
     with tempfile.TemporaryDirectory() as tmp:
-        model.decoder.write_etdump(Path(tmp) / "run.etdp")
+        decoder.write_etdump(Path(tmp) / "run.etdp")
         blocks = Inspector(etdump_path=str(Path(tmp) / "run.etdp")).event_blocks
     forward = max(blocks, key=lambda block: len(block.events))  # runs with the same events share a block
     return etdump_breakdown([(e.name, list(e.perf_data.raw) if e.perf_data else []) for e in forward.events],
@@ -295,7 +297,7 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
     soak = run_soak(model, settings, thermal or ThermalReader(), progress) if settings.soak_s > 0 else None
     progress("op breakdown")
     breakdown = (_onnx_breakdown if model.decoder.backend == "onnx" else _executorch_breakdown)(
-        bundle_dir, settings, prompt)
+        model, settings, prompt)
     cfg = model.config
     shapes = cfg.state_shapes()
     per_token_kv = 4 * 2 * len(cfg.attention_layers) * int(np.prod(shapes["kv_row"]))
