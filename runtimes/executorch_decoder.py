@@ -63,8 +63,7 @@ class ExecuTorchDecoder:
         except Exception as err:  # ExecuTorch raises RuntimeError with its internal error code
             raise EdgekitError(f"ExecuTorch could not load {path} ({str(err).strip().splitlines()[0][:200]})",
                                "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
-        self._names = [f"{kind}.{i}" for kind in ("conv", "recurrent", "key", "value")
-                       for k, i in self.cfg.state_tensors() if k == kind]
+        self._shapes = HybridState.shapes(self.cfg, self.max_context)  # get_state/set_state order
         self._program = program
         self._check_state()
         self.resident: HybridState | None = None
@@ -73,8 +72,7 @@ class ExecuTorchDecoder:
         """The program's state buffers must be exactly what the config says (a mismatched bundle fails here)."""
         meta = self._methods["get_state"].metadata
         found = [tuple(meta.output_tensor_meta(k).sizes()) for k in range(meta.num_outputs())]
-        expected = [a.shape for a in self.new_state().arrays_by_name().values()]
-        if found != expected:
+        if found != list(self._shapes.values()):
             raise EdgekitError("the .pte's state buffers do not match the bundle's config",
                                "the bundle is mismatched: re-export it")
 
@@ -115,7 +113,7 @@ class ExecuTorchDecoder:
         if self.resident is not None:
             self.release(self.resident)
         arrays = state.arrays_by_name()
-        self._methods["set_state"].execute([self._torch.from_numpy(arrays[name]) for name in self._names])
+        self._methods["set_state"].execute([self._torch.from_numpy(arrays[name]) for name in self._shapes])
         self.resident, state.holder = state, self
 
     def release(self, state: HybridState) -> None:
@@ -123,5 +121,5 @@ class ExecuTorchDecoder:
         outputs = self._methods["get_state"].execute([])
         state.holder, self.resident = None, None
         arrays = state.arrays_by_name()
-        for name, value in zip(self._names, outputs):
+        for name, value in zip(self._shapes, outputs):
             arrays[name][...] = value.numpy()

@@ -116,13 +116,21 @@ class HybridState:
 
     fork = copy
 
-    @classmethod
-    def zeros(cls, cfg: TextConfig, max_context: int) -> "HybridState":
-        """A fresh state: every DeltaNet state zero, the KV cache preallocated to ``max_context`` rows."""
+    @staticmethod
+    def shapes(cfg: TextConfig, max_context: int) -> dict[str, tuple[int, ...]]:
+        """Every array's shape by name, in ``arrays_by_name`` order (kind by kind, layers ascending)."""
         shapes = cfg.state_shapes()
         kv_heads, head_dim = shapes["kv_row"]
         kv = (1, kv_heads, max_context, head_dim)
-        return cls(conv={i: aligned_zeros(shapes["conv"]) for i in cfg.deltanet_layers},
-                   recurrent={i: aligned_zeros(shapes["recurrent"]) for i in cfg.deltanet_layers},
-                   keys={i: aligned_zeros(kv) for i in cfg.attention_layers},
-                   values={i: aligned_zeros(kv) for i in cfg.attention_layers})
+        per_kind = {"conv": (cfg.deltanet_layers, shapes["conv"]), "recurrent": (cfg.deltanet_layers, shapes["recurrent"]),
+                    "key": (cfg.attention_layers, kv), "value": (cfg.attention_layers, kv)}
+        return {f"{kind}.{i}": shape for kind, (layers, shape) in per_kind.items() for i in layers}
+
+    @classmethod
+    def zeros(cls, cfg: TextConfig, max_context: int) -> "HybridState":
+        """A fresh state: every DeltaNet state zero, the KV cache preallocated to ``max_context`` rows."""
+        arrays: dict[str, dict[int, np.ndarray]] = {"conv": {}, "recurrent": {}, "key": {}, "value": {}}
+        for name, shape in cls.shapes(cfg, max_context).items():
+            kind, layer = name.split(".")
+            arrays[kind][int(layer)] = aligned_zeros(shape)
+        return cls(arrays["conv"], arrays["recurrent"], arrays["key"], arrays["value"])
