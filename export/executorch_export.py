@@ -18,8 +18,8 @@ from edgekit.errors import EdgekitError
 from edgekit.export.bundle_writer import check_out, common_manifest, progress, runtime_defaults, write_tokenizer
 from edgekit.export.checkpoint import Checkpoint, load_checkpoint, read_config
 from edgekit.export.quantize import BLOCK_SIZES
-from edgekit.files import atomic_dir
 from edgekit.export.qwen3_5_executorch import Qwen35Decoder, StateIO
+from edgekit.files import atomic_dir
 
 # The ExecuTorch kernels outside XNNPACK a runtime must have linked in (the Android app checks them before loading).
 REQUIRED_OPS = ["llama::custom_sdpa", "llama::update_cache", "llama::gated_delta_rule"]
@@ -91,17 +91,17 @@ def export_executorch(model: str, out: str | Path, *, quant: str = "8da4w", bloc
         bar.update(steps, advance=1, description="torch.export")
         programs = export_programs(decoder, runtime["chunk_size"])
         bar.update(steps, advance=1, description="lowering to XNNPACK")
-        eos = common_manifest(ck, "executorch", target, runtime)["tokenizer"]["eos_ids"]
+        common = common_manifest(ck, "executorch", target, runtime)
         pte = lower(programs, {"get_max_context_len": runtime["max_context"],
                                "get_max_seq_len": runtime["chunk_size"], "get_vocab_size": ck.text.vocab_size,
-                               "get_eos_ids": eos, "use_kv_cache": True, "enable_dynamic_shape": True,
-                               "get_bos_id": -1, "get_n_layers": ck.text.num_layers})
+                               "get_eos_ids": common["tokenizer"]["eos_ids"], "use_kv_cache": True,
+                               "enable_dynamic_shape": True, "get_bos_id": -1, "get_n_layers": ck.text.num_layers})
         bar.update(steps, advance=1)
         with atomic_dir(out, overwrite=overwrite) as tmp:
             (tmp / "model.pte").write_bytes(pte)
             write_tokenizer(ck, tmp)
             manifest = write_manifest(tmp, {
-                **common_manifest(ck, "executorch", target, runtime),
+                **common,
                 "graphs": {"decoder": {"file": "model.pte", "methods": ["forward", "get_state", "set_state"],
                                        "delegate": "xnnpack", "max_tokens_per_call": runtime["chunk_size"],
                                        "kv_update": "resident", "logits": "last"}},

@@ -19,9 +19,8 @@ linear layers are nn.Linear so torchao can quantize them (8-bit dynamic activati
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import importlib
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
