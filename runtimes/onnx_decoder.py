@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 
 import numpy as np
 import onnxruntime as ort
@@ -46,6 +47,7 @@ class OnnxDecoder:
         self._check_io()
         self.kv_in_place = bundle.manifest["graphs"]["decoder"]["kv_update"] == "in_place"
         self._no_embeds = np.zeros((1, 1, self.cfg.hidden_size), np.float32)
+        self._bound: tuple[weakref.ref, list[weakref.ref], ort.IOBinding] | None = None
 
     def _check_io(self) -> None:
         """The graph's state inputs must be exactly what the config says (a mismatched bundle fails here)."""
@@ -72,38 +74,31 @@ class OnnxDecoder:
         """Fold ``ids`` ([T] int64; -1 rows come from ``embeds`` [T, H]) into ``state``; return logits [V].
 
         Outputs are written by onnxruntime straight into their final arrays (IOBinding). With an
-        ``in_place`` graph the KV cache is bound as both past and present, so the new rows land in the
-        preallocated buffer and nothing of the cache is copied; an ``append`` graph reads the valid rows
-        and returns the new ones, which are written into the buffer here.
+        ``in_place`` graph every state array is bound as both past and present: the KV rows land in the
+        preallocated buffer, and the DeltaNet states are updated where they are (the contrib kernels
+        read a state before they overwrite it: LinearAttention copies past into present first,
+        CausalConvWithState shifts forwards), so nothing is copied or allocated per step, and the
+        binding itself is kept for the next call on the same state. An ``append`` graph reads the
+        valid KV rows and returns the new ones, which are written into the buffer here.
         """
         t = len(ids)
         if state.length + t > state.max_context:
             raise EdgekitError(f"{state.length + t} tokens exceed the context budget of {state.max_context}",
                                "shorten the prompt or load the bundle with a larger max_context")
         n = state.length
-        bind = self.session.io_binding()
+        if self.kv_in_place:
+            bind, new_states = self._state_binding(state), {}
+            bind.bind_cpu_input("past_length", np.array(n, dtype=np.int64))
+        else:
+            bind, new_states = self._append_binding(state)
         bind.bind_cpu_input("input_ids", np.ascontiguousarray(ids.reshape(1, t), dtype=np.int64))
         bind.bind_cpu_input("inputs_embeds", self._no_embeds if embeds is None
                             else np.ascontiguousarray(embeds.reshape(1, t, -1), dtype=np.float32))
         bind.bind_cpu_input("position_ids", np.ascontiguousarray(positions.reshape(3, 1, t), dtype=np.int64))
         logits = _bind_new(bind, "logits", (1, 1, self.cfg.vocab_size))
-        new_states = {}
-        for kind, layers in (("conv", state.conv), ("recurrent", state.recurrent)):
-            for i, array in layers.items():
-                bind.bind_cpu_input(f"past.{i}.{kind}", array)
-                new_states[kind, i] = _bind_new(bind, f"present.{i}.{kind}", array.shape)
-        new_rows = []
-        if self.kv_in_place:
-            bind.bind_cpu_input("past_length", np.array(n, dtype=np.int64))
-        for kind, layers in (("key", state.keys), ("value", state.values)):
-            for i, cache in layers.items():
-                if self.kv_in_place:
-                    bind.bind_cpu_input(f"past.{i}.{kind}", cache)
-                    _bind_out(bind, f"present.{i}.{kind}", cache)
-                else:
-                    bind.bind_cpu_input(f"past.{i}.{kind}", np.ascontiguousarray(cache[:, :, :n]))
-                    rows = _bind_new(bind, f"present.{i}.{kind}", (1, cache.shape[1], t, cache.shape[3]))
-                    new_rows.append((cache, rows))
+        new_rows = [] if self.kv_in_place else [
+            (cache, _bind_new(bind, f"present.{i}.{kind}", (1, cache.shape[1], t, cache.shape[3])))
+            for kind, layers in (("key", state.keys), ("value", state.values)) for i, cache in layers.items()]
         self.session.run_with_iobinding(bind)
         for (kind, i), array in new_states.items():
             getattr(state, kind)[i] = array
@@ -111,6 +106,37 @@ class OnnxDecoder:
             cache[:, :, n:n + t] = rows
         state.length += t
         return logits[0, -1]
+
+    def _state_binding(self, state: HybridState) -> ort.IOBinding:
+        """The binding with every state array as both past and present, reused while they are the same arrays.
+
+        Only weak references are kept: a state the caller drops is freed, and its binding is never run again.
+        """
+        arrays = state.arrays_by_name()
+        if self._bound is not None:
+            bound_state, bound_arrays, bind = self._bound
+            if bound_state() is state and all(ref() is a for ref, a in zip(bound_arrays, arrays.values(), strict=True)):
+                return bind
+        bind = self.session.io_binding()
+        for name, array in arrays.items():
+            kind, i = name.split(".")
+            bind.bind_cpu_input(f"past.{i}.{kind}", array)
+            _bind_out(bind, f"present.{i}.{kind}", array)
+        self._bound = (weakref.ref(state), [weakref.ref(a) for a in arrays.values()], bind)
+        return bind
+
+    def _append_binding(self, state: HybridState) -> tuple[ort.IOBinding, dict[tuple[str, int], np.ndarray]]:
+        """A new binding: the valid KV rows as past, the DeltaNet states out into fresh arrays (returned)."""
+        bind = self.session.io_binding()
+        new_states = {}
+        for kind, layers in (("conv", state.conv), ("recurrent", state.recurrent)):
+            for i, array in layers.items():
+                bind.bind_cpu_input(f"past.{i}.{kind}", array)
+                new_states[kind, i] = _bind_new(bind, f"present.{i}.{kind}", array.shape)
+        for kind, layers in (("key", state.keys), ("value", state.values)):
+            for i, cache in layers.items():
+                bind.bind_cpu_input(f"past.{i}.{kind}", np.ascontiguousarray(cache[:, :, :state.length]))
+        return bind, new_states
 
 
 def _bind_out(bind: ort.IOBinding, name: str, array: np.ndarray) -> None:
