@@ -11,12 +11,20 @@ runs the Kotlin tests against the same files.
   number selects) on logits rows, plus the app's seeded PRNG (SplitMix64, defined here) so both
   sides agree on the uniforms a seed gives. Masked logits (-inf) are written as null.
 - ``manifest.json``: bundle manifests written by ``edgekit.bundle.write_manifest`` over small files,
-  valid and broken, with the verdict an app must reach (``ok`` or an error kind).
+  valid and broken, with the verdict an app must reach (``ok`` or an error kind) and, for the camera
+  screen, whether ``graphs.vision`` is usable (``camera``).
+- ``vision.json``: camera prompts (prefix + video pads + suffix) expanded by
+  ``edgekit.runtimes.multimodal.build_prompt`` with a ``FramePair``: ids, vision rows, mRoPE positions.
+- ``detokenize.json``: ids -> text by the Qwen3.5 ``tokenizer.json`` (``Tokenizer.decode``, with and
+  without special tokens, and ``StreamDecoder``'s pieces); ``detokenize-tokenizer.json`` is that
+  tokenizer.json cut down to the ids the cases use (same ids, same strings), so the app's reader is
+  tested on a small file.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import sys
 import tempfile
@@ -27,8 +35,11 @@ import numpy as np
 from edgekit.bundle import FORMAT_VERSION, write_manifest
 from edgekit.errors import EdgekitError
 from edgekit.export.executorch_export import EMBEDDING_4BIT_OP, REQUIRED_OPS
+from edgekit.export.tokenizer_files import build_tokenizer_json
+from edgekit.runtimes.multimodal import FramePair, VisionTokens, build_prompt
+from edgekit.runtimes.vision import VisionEmbeds
 from edgekit.sampling import SamplingParams, pick
-from edgekit.tokenizer import render_chat
+from edgekit.tokenizer import Tokenizer, render_chat
 
 HERE = Path(__file__).parent
 MASK64 = (1 << 64) - 1
@@ -175,8 +186,16 @@ def manifest_vectors() -> dict:
         return out
 
     ops = EXECUTORCH_OPS
+    vision = changed(et, "graphs.vision", _vision_graph())
     cases = [
-        ("executorch bundle", et, pte, ops, "ok"),
+        ("executorch bundle", et, pte, ops, "ok", "no_vision"),
+        ("executorch bundle with the vision encoder", vision, pte, ops, "ok", "ok"),
+        ("vision: tokens_per_pair disagrees with the grid", changed(vision, "graphs.vision.tokens_per_pair", 50), pte,
+         ops, "ok", "malformed"),
+        ("vision: no camera prompt", changed(vision, "graphs.vision.camera_prompt", _DELETE), pte, ops, "ok",
+         "malformed"),
+        ("vision: frame size not a multiple of 32", changed(vision, "graphs.vision.frame_size", [200, 200]), pte, ops,
+         "ok", "malformed"),
         ("executorch bundle, runtime with extra ops", et, pte, ops + ["aten::add.out"], "ok"),
         ("onnx bundle: this app runs ExecuTorch", ox, onnx, ops, "other_backend"),
         ("future format version", changed(et, "format_version", FORMAT_VERSION + 1), pte, ops, "format_version"),
@@ -191,12 +210,119 @@ def manifest_vectors() -> dict:
         ("truncated file", et, {**pte, "model.pte": "stand-in"}, ops, "size"),
     ]
     return {"format_version": FORMAT_VERSION, "chat_template": "qwen3_5",
-            "cases": [{"name": n, "manifest": m, "files": f, "runtime_ops": o, "expect": e}
-                      for n, m, f, o, e in cases]}
+            "cases": [{"name": n, "manifest": m, "files": f, "runtime_ops": o, "expect": e,
+                       **({"camera": c[0]} if c else {})} for n, m, f, o, e, *c in cases]}
 
 
 _DELETE = object()
-VECTORS = {"chat.json": chat_vectors, "sampling.json": sampling_vectors, "manifest.json": manifest_vectors}
+
+
+@functools.cache
+def _tokenizer_json() -> str:
+    """The Qwen3.5 tokenizer.json a bundle ships (built offline, cached by edgekit)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return build_tokenizer_json(Path(tmp)).read_text(encoding="utf-8")
+
+
+@functools.cache
+def _tokenizer() -> Tokenizer:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tokenizer.json"
+        path.write_text(_tokenizer_json(), encoding="utf-8")
+        return Tokenizer.from_file(path)
+
+
+CAMERA_TEXT = "Describe what you see in one short sentence."
+
+
+def _vision_tokens(tokenizer: Tokenizer) -> VisionTokens:
+    return VisionTokens(*(tokenizer.token_id(f"<|{name}|>") for name in ("image_pad", "video_pad", "vision_start",
+                                                                          "vision_end")))
+
+
+def camera_prompt(grid: tuple[int, int, int], seconds: float = 0.0, system: str | None = None):
+    """``build_prompt`` of a camera turn: [a system turn], a user turn with one frame pair and the question,
+    and the generation prompt (thinking off). Returns the prompt and its prefix / suffix ids around the pads."""
+    tokenizer = _tokenizer()
+    tokens = _vision_tokens(tokenizer)
+    n = grid[1] * grid[2] // 4
+    pair = FramePair(VisionEmbeds(np.zeros((n, 4), np.float32), grid, "video"), seconds)
+    head = render_chat([{"role": "system", "content": system}], add_generation_prompt=False) if system else ""
+    tail = CAMERA_TEXT + "<|im_end|>\n" + render_chat([])
+    prompt = build_prompt(tokenizer, [head + "<|im_start|>user\n", pair, tail], tokens)
+    first = int(np.argmax(prompt.vision_rows))
+    ids = prompt.ids.tolist()
+    return prompt, ids[:first], ids[first + n:]
+
+
+def _vision_graph(size: int = 224, hidden: int = 64) -> dict:
+    """``graphs.vision`` of an ExecuTorch bundle with the vision encoder (the layout the app reads)."""
+    grid = (1, size // 16, size // 16)
+    tokens = _vision_tokens(_tokenizer())
+    _, prefix, suffix = camera_prompt(grid)
+    return {"file": "model.pte", "method": "vision_encoder", "frame_size": [size, size], "grid": list(grid),
+            "tokens_per_pair": grid[1] * grid[2] // 4, "merge_size": 2, "out_hidden_size": hidden,
+            "token_ids": tokens.__dict__,
+            "camera_prompt": {"prefix": prefix, "suffix": suffix, "pad_id": tokens.video, "text": CAMERA_TEXT}}
+
+
+def vision_vectors() -> dict:
+    cases = []
+    for grid, seconds, system in (((1, 14, 14), 0.0, None), ((1, 8, 12), 3.5, "Be brief."),
+                                  ((1, 12, 8), 12.25, None), ((1, 2, 2), 0.0, None)):
+        prompt, prefix, suffix = camera_prompt(grid, seconds, system)
+        cases.append({"grid": list(grid), "merge_size": 2, "tokens_per_pair": grid[1] * grid[2] // 4,
+                      "prefix": prefix, "suffix": suffix, "pad_id": _vision_tokens(_tokenizer()).video,
+                      "ids": prompt.ids.tolist(), "vision_rows": np.flatnonzero(prompt.vision_rows).tolist(),
+                      "positions": prompt.positions.tolist(), "next_position": prompt.next_position})
+    return {"spec": "edgekit.runtimes.multimodal.build_prompt", "cases": cases}
+
+
+DETOKENIZE_TEXTS = [
+    "A red car drives past a tree.",
+    "  two spaces, a tab\tand\nnew lines\r\n",
+    'quotes "x", a backslash \\ and {json: [1]}',
+    "Ünïcödé café, naïve façade",
+    "日本語のテキストと中文字符",
+    "emoji 🙂👍🏽 family 👨‍👩‍👧 flag 🇩🇪",
+    "<|im_start|>assistant\n<think>\n\n</think>\n\nA cat 🐈 sleeps.<|im_end|>",
+    "<|vision_start|><|video_pad|><|video_pad|><|vision_end|>Hi",
+]
+
+
+def _detokenize_cases() -> list[dict]:
+    tokenizer = _tokenizer()
+    id_lists = [tokenizer.encode(text) for text in DETOKENIZE_TEXTS]
+    emoji = tokenizer.encode("👍")  # three byte-level tokens: cut, the character is incomplete
+    assert len(emoji) == 3
+    id_lists += [emoji[:1], emoji[:2], emoji[::-1], tokenizer.encode("日本") + emoji[:2] + tokenizer.encode("end")]
+    cases = []
+    for ids in id_lists:
+        stream = tokenizer.stream(skip_special=True)
+        cases.append({"ids": ids, "text": tokenizer.decode(ids), "text_skip_special": tokenizer.decode(ids, True),
+                      "stream_skip_special": [stream.push(i) for i in ids] + [stream.flush()]})
+    return cases
+
+
+def detokenize_vectors() -> dict:
+    return {"tokenizer": "detokenize-tokenizer.json", "cases": _detokenize_cases()}
+
+
+def detokenize_tokenizer() -> dict:
+    """The Qwen3.5 tokenizer.json with only the vocabulary the cases use (and its first merges, which a
+    reader must skip); ids and token strings unchanged."""
+    full = json.loads(_tokenizer_json())
+    used = {i for case in _detokenize_cases() for i in case["ids"]}
+    vocab = {token: i for token, i in full["model"]["vocab"].items() if i in used}
+    model = {**full["model"], "vocab": dict(sorted(vocab.items(), key=lambda kv: kv[1])),
+             "merges": full["model"]["merges"][:4]}
+    return {"version": full["version"], "added_tokens": full["added_tokens"], "normalizer": full["normalizer"],
+            "decoder": full["decoder"], "model": model}
+
+
+VECTORS = {"chat.json": chat_vectors, "sampling.json": sampling_vectors, "manifest.json": manifest_vectors,
+           "vision.json": vision_vectors, "detokenize.json": detokenize_vectors,
+           "detokenize-tokenizer.json": detokenize_tokenizer}
 
 
 def render(name: str) -> str:

@@ -13,32 +13,49 @@ import androidx.camera.core.Preview
 import androidx.camera.lifecycle.ProcessCameraProvider
 import androidx.camera.view.PreviewView
 import androidx.core.content.ContextCompat
+import java.io.File
 import java.util.concurrent.Executors
+import java.util.concurrent.atomic.AtomicBoolean
+import org.edgekit.core.Caption
+import org.edgekit.core.CaptionSession
+import org.edgekit.core.Detokenizer
 import org.edgekit.core.FrameGate
+import org.edgekit.core.FramePixels
 import org.edgekit.core.FrameSignature
 import org.edgekit.core.Taken
-import org.pytorch.executorch.extension.llm.LlmCallback
-import org.pytorch.executorch.extension.llm.LlmModule
+import org.pytorch.executorch.Module
 
 /**
  * Camera: frames are sampled like `edgekit summarize` ([FrameGate] in the core: capped fps, change
- * gate, scene cuts) and the taken ones captioned, the last captions kept on screen.
+ * gate, scene cuts); every two taken frames make a frame pair that the bundle's vision encoder and
+ * decoder caption ([CaptionSession] in the core, model.pte through [ExecuTorchMethods]) off the UI
+ * thread. The last captions stay on screen; a pair that comes while one is being captioned is dropped.
  */
 class CameraActivity : AppCompatActivity() {
+    private class Frame(val taken: Taken, val argb: IntArray)
+
     private val analysis = Executors.newSingleThreadExecutor()
-    private val gate = FrameGate(fps = 1.0)
+    private val captioning = Executors.newSingleThreadExecutor()
+    private val gate = FrameGate(fps = 2.0)
     private val captions = ArrayDeque<String>()
+    private val busy = AtomicBoolean(false)
     private lateinit var status: TextView
     private lateinit var battery: BatteryMonitor
-    private var module: LlmModule? = null
-    private var busy = false
+
+    @Volatile private var session: CaptionSession? = null
+
+    @Volatile private var frameSize = 0
+
+    @Volatile private var speed = ""
+    private var firstOfPair: Frame? = null // analysis thread only
+    private var module: Module? = null
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         setContentView(R.layout.activity_camera)
         status = findViewById(R.id.status)
         battery = BatteryMonitor(this)
-        analysis.execute { openBundle() }
+        captioning.execute { openBundle() }
         if (ContextCompat.checkSelfPermission(this, Manifest.permission.CAMERA) == PackageManager.PERMISSION_GRANTED) {
             startCamera()
         } else {
@@ -52,18 +69,30 @@ class CameraActivity : AppCompatActivity() {
     }
 
     private fun openBundle() {
-        val opened = BundleStore.open(this) as? Opened.Ready ?: return
-        if (!opened.manifest.hasVision) {
-            runOnUiThread { addCaption(getString(R.string.no_vision)) }
-            return
+        val opened = when (val found = BundleStore.open(this)) {
+            null -> return showLine(getString(R.string.no_bundle))
+            is Opened.Refused -> return showLine("bundle refused: ${found.message}")
+            is Opened.Ready -> found
         }
         val m = opened.manifest
-        module = LlmModule(
-            LlmModule.MODEL_TYPE_TEXT_VISION,
-            java.io.File(opened.dir, m.decoderFile).path,
-            java.io.File(opened.dir, m.tokenizerFile).path,
-            m.generation.temperature.toFloat()
+        val vision = m.vision.getOrElse { return showLine(it.message ?: "no vision encoder") }
+        val pte = Module.load(File(opened.dir, m.decoderFile).path, Module.LOAD_MODE_MMAP)
+        val missing = listOf(vision.method, ExecuTorchMethods.FORWARD_ROWS) - pte.methods.toSet()
+        if (missing.isNotEmpty()) {
+            pte.destroy()
+            return showLine("${m.decoderFile} has no ${missing.joinToString()} method. ${getString(R.string.reexport)}")
+        }
+        module = pte
+        session = CaptionSession(
+            ExecuTorchMethods(pte, vision),
+            vision,
+            m.maxTokensPerCall,
+            m.eosIds.toSet(),
+            Detokenizer.fromFile(File(opened.dir, m.tokenizerFile)),
+            maxNewTokens = 32,
+            maxContext = m.maxContext
         )
+        frameSize = vision.frameSize
     }
 
     private fun startCamera() {
@@ -84,53 +113,45 @@ class CameraActivity : AppCompatActivity() {
     private fun onFrame(image: ImageProxy) {
         image.use {
             val bitmap = it.toBitmap()
-            val small = Bitmap.createScaledBitmap(bitmap, 64, 48, true)
-            val pixels = IntArray(64 * 48).also { px -> small.getPixels(px, 0, 64, 0, 0, 64, 48) }
-            val taken = gate.push(it.imageInfo.timestamp / 1e9, FrameSignature.fromArgb(64, 48, pixels))
+            val taken = gate.push(it.imageInfo.timestamp / 1e9, FrameSignature.fromArgb(64, 48, pixels(bitmap, 64, 48)))
             runOnUiThread {
-                status.text = "frames ${gate.seen}, skipped as unchanged ${gate.skippedDuplicates} | ${battery.sample()}"
+                status.text = "frames ${gate.seen}, skipped as unchanged ${gate.skippedDuplicates}$speed | ${battery.sample()}"
             }
-            if (taken != null && !busy) caption(bitmap, taken)
+            val size = frameSize
+            if (taken == null || size == 0) return
+            val frame = Frame(taken, pixels(bitmap, size, size))
+            val first = firstOfPair ?: return run { firstOfPair = frame }
+            firstOfPair = null
+            if (busy.compareAndSet(false, true)) captioning.execute { caption(first, frame) }
         }
     }
 
-    private fun caption(frame: Bitmap, taken: Taken) {
-        val llm = module ?: return
-        busy = true
-        val size = 224
-        val scaled = Bitmap.createScaledBitmap(frame, size, size, true)
-        val argb = IntArray(size * size).also { scaled.getPixels(it, 0, size, 0, 0, size, size) }
-        // LlmModule takes channel-first RGB bytes as ints.
-        val chw = IntArray(3 * size * size)
-        for (i in argb.indices) {
-            chw[i] = (argb[i] shr 16) and 0xff
-            chw[size * size + i] = (argb[i] shr 8) and 0xff
-            chw[2 * size * size + i] = argb[i] and 0xff
+    private fun caption(first: Frame, second: Frame) {
+        try {
+            val caption = session?.caption(FramePixels.pair(frameSize, first.argb, second.argb)) ?: return
+            val t = (first.taken.t + second.taken.t) / 2
+            val cut = first.taken.cut || second.taken.cut
+            val mark = if (cut) "cut" else "change %.2f".format(maxOf(first.taken.change, second.taken.change))
+            speed = speedOf(caption)
+            showLine("%.1fs (%s): %s".format(t, mark, caption.text))
+        } catch (e: Exception) {
+            showLine("caption failed: ${e.message}")
+        } finally {
+            busy.set(false)
         }
-        val text = StringBuilder()
-        llm.resetContext()
-        llm.generate(
-            chw,
-            size,
-            size,
-            3,
-            getString(R.string.caption_prompt),
-            256,
-            object : LlmCallback {
-                override fun onResult(result: String) {
-                    text.append(result)
-                }
-
-                override fun onStats(stats: String) = Unit
-            },
-            false
-        )
-        val mark = if (taken.cut) "cut" else "change %.2f".format(taken.change)
-        runOnUiThread { addCaption("%.1fs (%s): %s".format(taken.t, mark, text.toString().trim())) }
-        busy = false
     }
 
-    private fun addCaption(line: String) {
+    private fun speedOf(caption: Caption): String {
+        val decode = caption.decodeTokensPerSecond?.let { " %.1f tok/s".format(it) } ?: ""
+        return " | caption: encode ${caption.encodeMs} ms, prompt ${caption.prefillMs} ms,$decode"
+    }
+
+    private fun pixels(bitmap: Bitmap, width: Int, height: Int): IntArray {
+        val scaled = Bitmap.createScaledBitmap(bitmap, width, height, true)
+        return IntArray(width * height).also { scaled.getPixels(it, 0, width, 0, 0, width, height) }
+    }
+
+    private fun showLine(line: String) = runOnUiThread {
         captions.addLast(line)
         while (captions.size > 6) captions.removeFirst()
         findViewById<TextView>(R.id.captions).text = captions.joinToString("\n")
@@ -138,6 +159,8 @@ class CameraActivity : AppCompatActivity() {
 
     override fun onDestroy() {
         analysis.shutdown()
+        captioning.execute { module?.destroy() }
+        captioning.shutdown()
         super.onDestroy()
     }
 }

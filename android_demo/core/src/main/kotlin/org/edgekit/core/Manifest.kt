@@ -30,9 +30,12 @@ data class Manifest(
     val generation: GenerationDefaults,
     val maxContext: Int,
     val chunkSize: Int,
+    /** Rows one decoder call takes at most (`graphs.decoder.max_tokens_per_call`, else the chunk size). */
+    val maxTokensPerCall: Int,
     val state: StateSize,
     val files: Map<String, FileEntry>,
-    val hasVision: Boolean
+    /** The vision encoder for the camera, or the [BundleError] saying why there is none (the chat runs either way). */
+    val vision: Result<VisionSpec>
 )
 
 /**
@@ -111,9 +114,48 @@ object Bundles {
             ),
             maxContext = runtime.long("max_context").toInt(),
             chunkSize = runtime.long("chunk_size").toInt(),
+            maxTokensPerCall = int(decoder["max_tokens_per_call"] ?: runtime["chunk_size"], "graphs.decoder.max_tokens_per_call"),
             state = stateSize(m.obj("state")),
             files = files,
-            hasVision = m.obj("graphs").containsKey("vision")
+            vision = runCatching { vision(backend, m.obj("graphs")) }
+        )
+    }
+
+    /** `graphs.vision` of an ExecuTorch bundle, checked against the contract's shapes. */
+    private fun vision(backend: String, graphs: Map<*, *>): VisionSpec {
+        val v = graphs["vision"] as? Map<*, *>
+        if (v == null || backend != "executorch") {
+            throw BundleError(
+                "no_vision",
+                "this bundle has no vision encoder, so the camera samples frames but cannot caption them",
+                "export one with the vision encoder (graphs.vision in manifest.json): $REEXPORT"
+            )
+        }
+        fun int(key: String): Int = int(v[key], "graphs.vision.$key")
+        fun ints(key: String): List<Int> = ints(v[key], "graphs.vision.$key")
+        val frame = ints("frame_size")
+        val size = frame.firstOrNull() ?: 0
+        if (frame.size != 2 || frame[1] != size || size <= 0 || size % 32 != 0) malformed("graphs.vision.frame_size")
+        val grid = ints("grid")
+        if (grid != listOf(1, size / 16, size / 16)) malformed("graphs.vision.grid")
+        val merge = int("merge_size")
+        if (merge <= 0 || grid[1] % merge != 0) malformed("graphs.vision.merge_size")
+        val tokens = int("tokens_per_pair")
+        if (tokens != (grid[1] / merge) * (grid[2] / merge)) malformed("graphs.vision.tokens_per_pair")
+        val prompt = v["camera_prompt"] as? Map<*, *> ?: malformed("graphs.vision.camera_prompt")
+        return VisionSpec(
+            method = v["method"] as? String ?: malformed("graphs.vision.method"),
+            frameSize = size,
+            grid = grid,
+            mergeSize = merge,
+            tokensPerPair = tokens,
+            hiddenSize = int("out_hidden_size"),
+            prompt = CameraPrompt(
+                prefix = ints(prompt["prefix"], "graphs.vision.camera_prompt.prefix"),
+                suffix = ints(prompt["suffix"], "graphs.vision.camera_prompt.suffix"),
+                padId = int(prompt["pad_id"], "graphs.vision.camera_prompt.pad_id"),
+                text = prompt["text"] as? String ?: ""
+            )
         )
     }
 
@@ -210,6 +252,10 @@ object Bundles {
     }
 
     private fun malformed(field: String): Nothing = throw BundleError("malformed", "$MANIFEST has no usable '$field'", REEXPORT)
+
+    private fun int(value: Any?, field: String): Int = (value as? Long)?.takeIf { it in 0..Int.MAX_VALUE }?.toInt() ?: malformed(field)
+
+    private fun ints(value: Any?, field: String): List<Int> = (value as? List<*> ?: malformed(field)).map { int(it, field) }
 
     private fun Map<*, *>.obj(key: String): Map<*, *> = this[key] as? Map<*, *> ?: malformed(key)
 

@@ -4,14 +4,17 @@ import java.io.File
 import kotlin.system.exitProcess
 
 /**
- * A dependency-free test runner (no JUnit offline): `TestMainKt VECTORS_DIR` runs every test and
- * exits 1 if any failed. Assertions are kotlin.test's.
+ * A dependency-free test runner (no JUnit offline): `TestMainKt VECTORS_DIR [TOKENIZER_JSON]` runs
+ * every test and exits 1 if any failed. Assertions are kotlin.test's. With the real Qwen3.5
+ * tokenizer.json the detokenizer is also run on the whole vocabulary (and its parse time printed).
  */
 fun main(args: Array<String>) {
     val vectors = File(args.firstOrNull() ?: "../tests/vectors")
     require(vectors.isDirectory) { "no test vectors at $vectors (pass the folder tests/vectors)" }
+    val realTokenizer = args.getOrNull(1)?.let(::File)?.takeIf { it.isFile } // the full Qwen3.5 tokenizer.json, when at hand
     val tests = JsonTests.all() + ManifestTests(vectors).all() + ChatTests(vectors).all() + SamplerTests(vectors).all() +
-        FrameGateTests.all() + ConversationTests.all() + MeterTests.all()
+        FrameGateTests.all() + ConversationTests.all() + MeterTests.all() + PromptRowsTests(vectors).all() +
+        DetokenizerTests(vectors, realTokenizer).all() + CameraManifestTests(vectors).all() + CaptionSessionTests(vectors).all()
     var failed = 0
     for ((name, test) in tests) {
         try {
