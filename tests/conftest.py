@@ -49,10 +49,11 @@ def _et_bundle(tmp_path_factory, name: str, **kw):
 
 @pytest.fixture(scope="session")
 def et_fp32_bundle(tmp_path_factory):
-    """ExecuTorch fp32 .pte; chunk 128 so a 200-token prompt takes two calls."""
-    return _et_bundle(tmp_path_factory, "et-fp32", quant="fp32", target="android", max_context=512)
+    """ExecuTorch fp32 .pte with its vision methods (96 x 96 frames); chunk 128 so a 200-token prompt takes two calls."""
+    return _et_bundle(tmp_path_factory, "et-fp32", quant="fp32", target="android", max_context=512, vision_size=96)
 
 
 @pytest.fixture(scope="session")
 def et_8da4w_bundle(tmp_path_factory):
-    return _et_bundle(tmp_path_factory, "et-8da4w", quant="8da4w", target="android", max_context=512)
+    """ExecuTorch 8da4w .pte, text-only (as before the vision methods: what an old bundle looks like)."""
+    return _et_bundle(tmp_path_factory, "et-8da4w", quant="8da4w", target="android", max_context=512, vision=False)
