@@ -380,7 +380,7 @@ def verify(bundle: Path = typer.Argument(..., help="Bundle folder.")) -> None:
             if "vision" in b.manifest["graphs"]:
                 from edgekit.runtimes.model import open_vision_encoder
 
-                open_vision_encoder(b, decoder, threads=1)  # loads the tower, checks it against the manifest
+                open_vision_encoder(b, decoder, threads=1)  # loads vision.onnx (inputs checked) or the .pte method
     except EdgekitError as err:
         _fail(err)
     if problems:

@@ -17,6 +17,15 @@ def tiny_hf():
     return random_model(builtin_config("tiny-random"), seed=0)
 
 
+@pytest.fixture(autouse=True)
+def _forget_mrope_deltas(request):
+    """transformers keeps a multimodal prompt's ``rope_deltas`` on the model and adds them to later decode
+    steps, even after a text-only prefill: clear them after each test that used the shared reference."""
+    yield
+    if "tiny_hf" in request.fixturenames:
+        request.getfixturevalue("tiny_hf").model.rope_deltas = None
+
+
 def _bundle(tmp_path_factory, name: str, **kw):
     out = tmp_path_factory.mktemp("bundles") / name
     export_onnx("tiny-random", out, show_progress=False, **kw)
