@@ -41,8 +41,9 @@ def export(
                                 "the .pte's vision_encoder method) when the checkpoint has one."),
     vision_quant: Optional[str] = typer.Option(None, "--vision-quant", help="onnx: vision tower weights int8 "
                                                "(default), int4 or fp32 (default with --quant fp32)."),
-    vision_size: int = typer.Option(224, "--vision-size", help="executorch: the vision_encoder's frame size S "
-                                    "(S x S, a multiple of 32: (S/32)^2 tokens per frame pair)."),
+    vision_size: Optional[int] = typer.Option(None, "--vision-size", help="executorch: the vision_encoder's frame "
+                                              "size S (S x S, a multiple of 32: (S/32)^2 tokens per frame pair; "
+                                              "default 224)."),
 ) -> None:
     """Export a Qwen3.5 checkpoint to a bundle folder."""
     format = format or ("executorch" if target == "android" else "onnx")
@@ -50,15 +51,22 @@ def export(
         if format == "onnx":
             from edgekit.export.onnx_export import export_onnx
 
+            if vision_size is not None:
+                raise EdgekitError("--vision-size is for --format executorch (an ONNX tower takes any frame size)",
+                                   "leave it out, or pass --format executorch")
+
             quant = quant or "int4"
             bundle = export_onnx(model, out, quant=quant, block_size=block_size, target=target,
                                  contrib_ops=contrib_ops, max_context=max_context, overwrite=overwrite,
                                  vision=vision, vision_quant=vision_quant)
         elif format == "executorch":
+            if vision_quant is not None:
+                raise EdgekitError("--vision-quant is for --format onnx (a .pte tower is 8da8w, or fp32 with "
+                                   "--quant fp32)", "leave it out, or pass --format onnx")
             quant = quant or "8da4w"
             bundle = _export_executorch()(model, out, quant=quant, block_size=block_size, target=target,
                                           max_context=max_context, overwrite=overwrite, vision=vision,
-                                          vision_size=vision_size)
+                                          vision_size=vision_size or 224)
         else:
             raise EdgekitError(f"unknown format {format!r}", "use --format onnx or --format executorch")
     except EdgekitError as err:

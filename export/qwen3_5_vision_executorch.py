@@ -54,7 +54,10 @@ class Block(nn.Module):
         b, n, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, self.head_dim).unbind(2)
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        # Written out rather than F.scaled_dot_product_attention, whose decomposition adds a guard for
+        # fully masked rows (any/eq/where over [heads, L, L]) that XNNPACK does not take; no mask here.
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        out = torch.softmax((q @ k.transpose(2, 3)) * self.head_dim ** -0.5, dim=-1) @ v
         x = x + self.proj(out.transpose(1, 2).reshape(b, n, d))
         return x + self.fc2(F.gelu(self.fc1(self.norm2(x)), approximate=self.gelu))
 

@@ -177,3 +177,13 @@ def test_text_only_pte_refuses_images(et_8da4w_bundle, model):
         text_only.decoder.forward(text_only.new_state(), np.array([-1]), np.zeros((3, 1), np.int64), image.embeds[:1])
     result = CliRunner().invoke(app, ["describe", str(model.bundle.path), "a.png", "--max-pixels", "50176"])
     assert result.exit_code == 2 and "--max-pixels does not apply" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "onnx", "--vision-size", "96"], "--vision-size is for --format executorch"),
+    (["--format", "executorch", "--vision-quant", "int8"], "--vision-quant is for --format onnx"),
+    (["--format", "executorch", "--vision-size", "100"], "--vision-size 100 is not a positive multiple of 32"),
+])
+def test_vision_export_options_are_checked(args, message, tmp_path):
+    result = CliRunner().invoke(app, ["export", "tiny-random", "-o", str(tmp_path / "b"), *args])
+    assert result.exit_code == 2 and message in result.stderr and not (tmp_path / "b").exists()
