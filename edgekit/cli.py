@@ -37,10 +37,13 @@ def export(
     contrib_ops: bool = typer.Option(True, "--contrib-ops/--standard-ops",
                                      help="DeltaNet via onnxruntime contrib ops, or standard ONNX only (slower)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle folder."),
-    vision: bool = typer.Option(True, "--vision/--no-vision", help="Include the vision tower (vision.onnx) "
-                                "when the checkpoint has one."),
-    vision_quant: Optional[str] = typer.Option(None, "--vision-quant", help="Vision tower weights: int8 "
+    vision: bool = typer.Option(True, "--vision/--no-vision", help="Include the vision tower (vision.onnx, or "
+                                "the .pte's vision_encoder method) when the checkpoint has one."),
+    vision_quant: Optional[str] = typer.Option(None, "--vision-quant", help="onnx: vision tower weights int8 "
                                                "(default), int4 or fp32 (default with --quant fp32)."),
+    vision_size: Optional[int] = typer.Option(None, "--vision-size", help="executorch: the vision_encoder's frame "
+                                              "size S (S x S, a multiple of 32: (S/32)^2 tokens per frame pair; "
+                                              "default 224)."),
 ) -> None:
     """Export a Qwen3.5 checkpoint to a bundle folder."""
     format = format or ("executorch" if target == "android" else "onnx")
@@ -48,22 +51,28 @@ def export(
         if format == "onnx":
             from edgekit.export.onnx_export import export_onnx
 
+            if vision_size is not None:
+                raise EdgekitError("--vision-size is for --format executorch (an ONNX tower takes any frame size)",
+                                   "leave it out, or pass --format executorch")
+
             quant = quant or "int4"
             bundle = export_onnx(model, out, quant=quant, block_size=block_size, target=target,
                                  contrib_ops=contrib_ops, max_context=max_context, overwrite=overwrite,
                                  vision=vision, vision_quant=vision_quant)
         elif format == "executorch":
+            if vision_quant is not None:
+                raise EdgekitError("--vision-quant is for --format onnx (a .pte tower is 8da8w, or fp32 with "
+                                   "--quant fp32)", "leave it out, or pass --format onnx")
             quant = quant or "8da4w"
             bundle = _export_executorch()(model, out, quant=quant, block_size=block_size, target=target,
-                                          max_context=max_context, overwrite=overwrite)
+                                          max_context=max_context, overwrite=overwrite, vision=vision,
+                                          vision_size=vision_size or 224)
         else:
             raise EdgekitError(f"unknown format {format!r}", "use --format onnx or --format executorch")
     except EdgekitError as err:
         _fail(err)
     total = sum(f["bytes"] for f in bundle.manifest["files"].values())
     typer.echo(f"wrote {out} ({total / 2**20:.1f} MiB, {format}, {quant}, target {target})")
-    if format == "executorch" and vision:
-        typer.echo("note: ExecuTorch bundles are text-only for now; for images use --format onnx", err=True)
 
 
 def _export_executorch():
@@ -186,13 +195,20 @@ def describe(
         if "vision" not in manifest["graphs"]:
             raise EdgekitError(f"bundle {bundle} has no vision graph",
                                "re-export it from a checkpoint with a vision tower (without --no-vision)")
-        budget = dict(manifest["graphs"]["vision"]["image"])
+        spec = manifest["graphs"]["vision"]
+        budget = dict(spec["image"])
+        fixed = spec.get("tokens_per_pair")  # a .pte's tower takes one frame size, fixed at export
         if max_pixels is not None:
+            if fixed:
+                raise EdgekitError(f"--max-pixels does not apply: this .pte encodes images at "
+                                   f"{spec['frame_size'][0]}x{spec['frame_size'][1]}, fixed at export",
+                                   "leave out --max-pixels, or re-export with another --vision-size")
             if max_pixels < 32 * 32:
                 raise EdgekitError(f"--max-pixels {max_pixels} is below one 32x32 patch", "pass at least 1024")
             budget = {"min_pixels": min(budget["min_pixels"], max_pixels), "max_pixels": max_pixels}
         pixels = [load_image(path) for path in images]
-        needed = sum(h * w // 1024 + 2 for h, w in (smart_resize(p.shape[0], p.shape[1], **budget) for p in pixels))
+        needed = sum((fixed or h * w // 1024) + 2
+                     for h, w in (smart_resize(p.shape[0], p.shape[1], **budget) for p in pixels))
         context = max_context or manifest["runtime"]["max_context"]
         if needed > context:
             raise EdgekitError(f"the image{'s' if len(images) > 1 else ''} need {needed} tokens but the context "
@@ -348,7 +364,8 @@ def info(bundle: Path = typer.Argument(..., help="Bundle folder.")) -> None:
     if "vision" in m["graphs"]:
         v = m["graphs"]["vision"]
         typer.echo(f"vision      {v['weights']} weights, patch {v['patch_size']} x {v['temporal_patch_size']} frames, "
-                   f"one token per {v['patch_size'] * v['merge_size']}x{v['patch_size'] * v['merge_size']} pixels")
+                   f"one token per {v['patch_size'] * v['merge_size']}x{v['patch_size'] * v['merge_size']} pixels"
+                   + (f", frames fixed at {v['frame_size'][0]}x{v['frame_size'][1]}" if "frame_size" in v else ""))
     typer.echo(f"state       {fixed / 2**20:.2f} MiB fixed (DeltaNet) + {per_token / 1024:.1f} KiB per token (KV)")
     typer.echo(f"context     {m['runtime']['max_context']} tokens, prefill chunk {m['runtime']['chunk_size']}")
     typer.echo(f"eos ids     {m['tokenizer']['eos_ids']}, chat template {m['tokenizer']['chat_template']}")
@@ -367,11 +384,11 @@ def verify(bundle: Path = typer.Argument(..., help="Bundle folder.")) -> None:
         if not problems:
             from edgekit.runtimes import open_decoder
 
-            open_decoder(b, threads=1)  # loads the graph or program and checks its state I/O against the config
+            decoder = open_decoder(b, threads=1)  # loads the graph or program, checks its state I/O against the config
             if "vision" in b.manifest["graphs"]:
-                from edgekit.runtimes.vision import VisionEncoder
+                from edgekit.runtimes.model import open_vision_encoder
 
-                VisionEncoder(b, threads=1)  # loads vision.onnx and checks its inputs against the manifest
+                open_vision_encoder(b, decoder, threads=1)  # loads vision.onnx (inputs checked) or the .pte method
     except EdgekitError as err:
         _fail(err)
     if problems:
@@ -503,7 +520,7 @@ def profile_compare(a: Path = typer.Argument(..., help="profile.json"), b: Path 
 
 
 _VISION_NOTE = ("note: this bundle has no vision tower, so captions come from frame statistics (colour, "
-                "brightness, motion) read by the text model; export with vision (ONNX) to caption what frames show")
+                "brightness, motion) read by the text model; export with vision to caption what frames show")
 
 
 @app.command()

@@ -12,7 +12,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 import edgekit
 from edgekit.errors import EdgekitError
 from edgekit.export.checkpoint import Checkpoint
+from edgekit.export.qwen3_5_vision_onnx import VisionConfig
 from edgekit.export.tokenizer_files import build_tokenizer_json
+from edgekit.runtimes import vision_preprocess as vp
 from edgekit.tokenizer import CHAT_TEMPLATE_ID
 
 # Runtime defaults per target: the KV cache is preallocated to max_context, so phones and Pis get less.
@@ -76,6 +78,19 @@ def common_manifest(ck: Checkpoint, backend: str, target: str, runtime: dict[str
                       "pad_id": ck.generation.get("pad_token_id")},
         "generation": {k: ck.generation[k] for k in ("temperature", "top_k", "top_p") if k in ck.generation},
         "runtime": runtime,
+    }
+
+
+def vision_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``graphs.vision`` every backend writes: what the runtime needs to feed and prompt the tower."""
+    cfg = VisionConfig.from_hf(config)
+    return {
+        "patch_size": cfg.patch_size, "temporal_patch_size": cfg.temporal_patch_size,
+        "merge_size": cfg.spatial_merge_size, "head_dim": cfg.head_dim, "rope_theta": cfg.rope_theta,
+        "position_grid": cfg.grid_side, "out_hidden_size": cfg.out_hidden_size,
+        "image": {"min_pixels": vp.IMAGE_MIN_PIXELS, "max_pixels": vp.IMAGE_MAX_PIXELS},
+        "video": {"min_pixels": vp.VIDEO_MIN_PIXELS, "max_pixels": vp.VIDEO_MAX_PIXELS, "fps": 2},
+        "token_ids": {name: config[f"{name}_token_id"] for name in ("image", "video", "vision_start", "vision_end")},
     }
 
 

@@ -5,21 +5,34 @@ tokens T in [1, chunk_size], its linear layers quantized by torchao (8-bit dynam
 weights per group: "8da4w"), the embedding as a 4-bit table, and lowered to XNNPACK. Three methods
 share the state buffers (``forward``, ``get_state``, ``set_state``), plus constant methods that let an
 app read the limits without the manifest.
+
+With a vision tower in the checkpoint (and ``vision``), two more methods: ``forward_rows`` (the decoder
+over token or vision rows with mRoPE positions, on the same state) and ``vision_encoder`` (one frame
+pair of a size fixed at export -> vision rows; see export/qwen3_5_vision_executorch.py), its linear
+layers int8 ("8da8w") when the decoder is 8da4w. The manifest's ``graphs.vision`` carries the
+pre-tokenized camera prompt, so an app needs no tokenizer.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from edgekit.bundle import Bundle, write_manifest
 from edgekit.errors import EdgekitError
-from edgekit.export.bundle_writer import check_out, common_manifest, progress, runtime_defaults, write_tokenizer
+from edgekit.export.bundle_writer import (check_out, common_manifest, progress, runtime_defaults, vision_fields,
+                                         write_tokenizer)
 from edgekit.export.checkpoint import Checkpoint, load_checkpoint, read_config
 from edgekit.export.quantize import BLOCK_SIZES
-from edgekit.export.qwen3_5_executorch import Qwen35Decoder, StateIO
+from edgekit.export.qwen3_5_executorch import ForwardRows, Qwen35Decoder, StateIO
+from edgekit.export.qwen3_5_vision_executorch import VisionTower
+from edgekit.export.qwen3_5_vision_onnx import VisionConfig
 from edgekit.files import atomic_dir
+from edgekit.runtimes.multimodal import VisionTokens, camera_prompt
+from edgekit.runtimes.vision_preprocess import FACTOR
+from edgekit.tokenizer import Tokenizer
 
 # The ExecuTorch kernels outside XNNPACK a runtime must have linked in (the Android app checks them before loading).
 REQUIRED_OPS = ["llama::custom_sdpa", "llama::update_cache", "llama::gated_delta_rule"]
@@ -32,26 +45,52 @@ def build_decoder(ck: Checkpoint, quant: str, block_size: int, max_context: int)
     decoder = Qwen35Decoder(ck.text, lambda name: ck.tensors[name].detach().float(), max_context,
                             embedding_block_size=block_size if quant == "8da4w" else None).eval()
     if quant == "8da4w":
-        from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
         from torchao.quantization.granularity import PerGroup
 
-        config = Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4, weight_granularity=PerGroup(block_size))
         # The DeltaNet beta/decay projections stay fp32, as in the ONNX bundle.
-        quantize_(decoder, config, lambda m, fqn: isinstance(m, torch.nn.Linear) and not fqn.endswith("in_proj_ba"))
+        _quantize_linears(decoder, torch.int4, PerGroup(block_size), lambda fqn: not fqn.endswith("in_proj_ba"))
     return decoder
 
 
-def export_programs(decoder: Qwen35Decoder, chunk_size: int) -> dict[str, torch.export.ExportedProgram]:
-    """``forward`` with a dynamic token count, and the two state methods, as exported programs."""
+def build_vision(ck: Checkpoint, quant: str, size: int) -> VisionTower:
+    """The vision tower for S x S frame pairs; its linear layers int8 (per channel) when ``quant`` is 8da4w
+    (int4 weights cost the tower ~12% error in the ONNX bundle)."""
+    tower = VisionTower(VisionConfig.from_hf(ck.config), lambda name: ck.vision[name].detach().float(), size).eval()
+    if quant == "8da4w":
+        from torchao.quantization.granularity import PerAxis
+
+        _quantize_linears(tower, torch.int8, PerAxis(0), lambda fqn: True)
+    return tower
+
+
+def _quantize_linears(module: torch.nn.Module, weight_dtype: torch.dtype, granularity, keep) -> None:
+    """torchao in place: 8-bit dynamic activations, ``weight_dtype`` weights, on the nn.Linear layers ``keep`` takes."""
+    from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
+
+    config = Int8DynamicActivationIntxWeightConfig(weight_dtype=weight_dtype, weight_granularity=granularity)
+    quantize_(module, config, lambda m, fqn: isinstance(m, torch.nn.Linear) and keep(fqn))
+
+
+def export_programs(decoder: Qwen35Decoder, chunk_size: int,
+                    tower: VisionTower | None = None) -> dict[str, torch.export.ExportedProgram]:
+    """``forward`` with a dynamic token count, the two state methods, and with a ``tower`` ``forward_rows``
+    and ``vision_encoder``, as exported programs."""
     seq = torch.export.Dim("tokens", min=1, max=chunk_size)
     example = (torch.zeros(1, 2, dtype=torch.long), torch.tensor([0]))
     with torch.no_grad():
-        forward = torch.export.export(decoder, example, dynamic_shapes=({1: seq}, None), strict=False)
+        programs = {"forward": torch.export.export(decoder, example, dynamic_shapes=({1: seq}, None), strict=False)}
+        if tower is not None:
+            rows = (torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 2, decoder.cfg.hidden_size),
+                    torch.zeros(3, 2, dtype=torch.long), torch.tensor([0]))
+            programs["forward_rows"] = torch.export.export(ForwardRows(decoder), rows, strict=False,
+                                                           dynamic_shapes=({1: seq}, {1: seq}, {1: seq}, None))
+            pixels = torch.zeros(2, 3, tower.size, tower.size)
+            programs["vision_encoder"] = torch.export.export(tower, (pixels,), strict=False)
         reader, writer = StateIO(decoder, write=False), StateIO(decoder, write=True)
         state = reader()
-        get_state = torch.export.export(reader, (), strict=False)
-        set_state = torch.export.export(writer, tuple(state), strict=False)
-    return {"forward": forward, "get_state": get_state, "set_state": set_state}
+        programs["get_state"] = torch.export.export(reader, (), strict=False)
+        programs["set_state"] = torch.export.export(writer, tuple(state), strict=False)
+    return programs
 
 
 def lower(programs: dict[str, torch.export.ExportedProgram], constants: dict[str, object]) -> bytes:
@@ -70,12 +109,19 @@ def lower(programs: dict[str, torch.export.ExportedProgram], constants: dict[str
 
 def export_executorch(model: str, out: str | Path, *, quant: str = "8da4w", block_size: int = 32,
                       target: str = "android", max_context: int | None = None, overwrite: bool = False,
-                      show_progress: bool = True) -> Bundle:
-    """Export ``model`` (hub id, checkpoint folder or built-in random name) to an ExecuTorch bundle at ``out``."""
+                      show_progress: bool = True, vision: bool = True, vision_size: int = 224) -> Bundle:
+    """Export ``model`` (hub id, checkpoint folder or built-in random name) to an ExecuTorch bundle at ``out``.
+
+    With ``vision`` (the default) a checkpoint's vision tower becomes the ``vision_encoder`` method for
+    ``vision_size`` x ``vision_size`` frame pairs (a multiple of 32), and ``forward_rows`` takes its rows.
+    """
     if quant not in ("8da4w", "fp32"):
         raise EdgekitError(f"unknown quantization {quant!r} for ExecuTorch", "use --quant 8da4w or --quant fp32")
     if block_size not in BLOCK_SIZES:
         raise EdgekitError(f"unknown block size {block_size}", f"use one of {BLOCK_SIZES}")
+    if vision_size < FACTOR or vision_size % FACTOR:
+        raise EdgekitError(f"--vision-size {vision_size} is not a positive multiple of {FACTOR}",
+                           "pass e.g. --vision-size 224 (49 tokens per frame pair) or 448 (196)")
     runtime = runtime_defaults(target, max_context)
     out = Path(out)
     check_out(out, overwrite)
@@ -87,9 +133,11 @@ def export_executorch(model: str, out: str | Path, *, quant: str = "8da4w", bloc
         bar.update(task, total=1, completed=1)
         steps = bar.add_task(f"quantizing ({quant})", total=3, visible=show_progress)
         decoder = build_decoder(ck, quant, block_size, runtime["max_context"])
-        ck.tensors.clear()  # the decoder holds its own (quantized) weights: free the checkpoint before lowering
+        tower = build_vision(ck, quant, vision_size) if vision and ck.vision else None
+        ck.tensors.clear()  # the modules hold their own (quantized) weights: free the checkpoint before lowering
+        ck.vision.clear()
         bar.update(steps, advance=1, description="torch.export")
-        programs = export_programs(decoder, runtime["chunk_size"])
+        programs = export_programs(decoder, runtime["chunk_size"], tower)
         bar.update(steps, advance=1, description="lowering to XNNPACK")
         common = common_manifest(ck, "executorch", target, runtime)
         pte = lower(programs, {"get_max_context_len": runtime["max_context"],
@@ -100,11 +148,14 @@ def export_executorch(model: str, out: str | Path, *, quant: str = "8da4w", bloc
         with atomic_dir(out, overwrite=overwrite) as tmp:
             (tmp / "model.pte").write_bytes(pte)
             write_tokenizer(ck, tmp)
+            graphs = {"decoder": {"file": "model.pte", "methods": [m for m in programs if m != "vision_encoder"],
+                                  "delegate": "xnnpack", "max_tokens_per_call": runtime["chunk_size"],
+                                  "kv_update": "resident", "logits": "last"}}
+            if tower is not None:
+                graphs["vision"] = vision_spec(ck.config, quant, tower, Tokenizer.from_file(tmp / "tokenizer.json"))
             manifest = write_manifest(tmp, {
                 **common,
-                "graphs": {"decoder": {"file": "model.pte", "methods": ["forward", "get_state", "set_state"],
-                                       "delegate": "xnnpack", "max_tokens_per_call": runtime["chunk_size"],
-                                       "kv_update": "resident", "logits": "last"}},
+                "graphs": graphs,
                 "required_ops": REQUIRED_OPS + ([EMBEDDING_4BIT_OP] if quant == "8da4w" else []),
                 "quantization": ({"weights": "fp32"} if quant == "fp32" else {
                     "weights": "8da4w", "block_size": block_size, "symmetric": True,
@@ -113,3 +164,21 @@ def export_executorch(model: str, out: str | Path, *, quant: str = "8da4w", bloc
                     "kept_fp32": ["norms", "conv1d", "in_proj_a/b (DeltaNet gates)"]}),
             })
     return Bundle(out, manifest)
+
+
+def vision_spec(config: dict[str, Any], quant: str, tower: VisionTower, tokenizer: Tokenizer) -> dict[str, Any]:
+    """The manifest's ``graphs.vision`` for the ``vision_encoder`` method, with the camera prompt."""
+    size, tokens = tower.size, tower.tokens
+    fields = vision_fields(config)
+    return {
+        "file": "model.pte", "method": "vision_encoder", "frame_size": [size, size],
+        "grid": [1, size // tower.cfg.patch_size, size // tower.cfg.patch_size], "tokens_per_pair": tokens,
+        "input": f"pixels float32 [2, 3, {size}, {size}]: one frame pair, RGB 0..255",
+        "output": f"embeds float32 [{tokens}, {tower.cfg.out_hidden_size}]",
+        "weights": "fp32" if quant == "fp32" else "8da8w",
+        "quantization": {"weights": "fp32"} if quant == "fp32" else {
+            "weights": "int8, per output channel, symmetric", "activations": "int8, dynamic per token",
+            "kept_fp32": ["patch embedding", "layer norms", "position table"]},
+        **fields,
+        "camera_prompt": camera_prompt(tokenizer, VisionTokens.from_manifest(fields)),
+    }

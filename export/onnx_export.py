@@ -7,13 +7,13 @@ from typing import Any
 
 from edgekit.bundle import Bundle, write_manifest
 from edgekit.errors import EdgekitError
-from edgekit.export.bundle_writer import check_out, common_manifest, progress, runtime_defaults, write_tokenizer
+from edgekit.export.bundle_writer import (check_out, common_manifest, progress, runtime_defaults, vision_fields,
+                                         write_tokenizer)
 from edgekit.export.checkpoint import load_checkpoint, read_config
 from edgekit.export.graph_builder import OPSET, GraphBuilder
 from edgekit.export.qwen3_5_onnx import DecoderWriter, GraphOptions
 from edgekit.export.qwen3_5_vision_onnx import INPUTS, OUTPUTS, VISION_QUANTS, VisionConfig, VisionWriter
 from edgekit.files import atomic_dir
-from edgekit.runtimes import vision_preprocess as vp
 
 
 def export_onnx(model: str, out: str | Path, *, quant: str = "int4", block_size: int = 32, target: str = "cpu",
@@ -75,17 +75,7 @@ def export_onnx(model: str, out: str | Path, *, quant: str = "int4", block_size:
     return Bundle(out, manifest)
 
 
-
 def vision_spec(config: dict[str, Any], quant: str, block_size: int) -> dict[str, Any]:
     """The manifest's ``graphs.vision``: the graph, its I/O, and what the runtime needs to feed and prompt it."""
-    cfg = VisionConfig.from_hf(config)
-    return {
-        "file": "vision.onnx", "data": "vision.onnx.data", "opset": OPSET, "inputs": INPUTS, "outputs": OUTPUTS,
-        "weights": quant, **({"block_size": block_size} if quant != "fp32" else {}),
-        "patch_size": cfg.patch_size, "temporal_patch_size": cfg.temporal_patch_size,
-        "merge_size": cfg.spatial_merge_size, "head_dim": cfg.head_dim, "rope_theta": cfg.rope_theta,
-        "position_grid": cfg.grid_side, "out_hidden_size": cfg.out_hidden_size,
-        "image": {"min_pixels": vp.IMAGE_MIN_PIXELS, "max_pixels": vp.IMAGE_MAX_PIXELS},
-        "video": {"min_pixels": vp.VIDEO_MIN_PIXELS, "max_pixels": vp.VIDEO_MAX_PIXELS, "fps": 2},
-        "token_ids": {name: config[f"{name}_token_id"] for name in ("image", "video", "vision_start", "vision_end")},
-    }
+    return {"file": "vision.onnx", "data": "vision.onnx.data", "opset": OPSET, "inputs": INPUTS, "outputs": OUTPUTS,
+            "weights": quant, **({"block_size": block_size} if quant != "fp32" else {}), **vision_fields(config)}

@@ -7,6 +7,10 @@ the program's methods; the caller still owns it through two extra methods:
       folds T tokens in at positions input_pos.. (DeltaNet states updated, KV rows written there);
       at input_pos 0 the DeltaNet states start from zero. This is the signature of ExecuTorch's LLM
       runner (Android ``LlmModule``), so the stock runner can drive the program too.
+  forward_rows(tokens [1, T], embeds [1, T, H], positions [3, T], input_pos [1]) -> logits [1, V]
+      the same over rows: embeds[0, t] where tokens[0, t] < 0 (vision rows), else the token's embedding;
+      rotary from the mRoPE positions (t, h, w), which run behind the cache slots input_pos.. after
+      an image. Slot 0 restarts the DeltaNet states as in forward.
   get_state() -> (conv..., recurrent..., key..., value...)                   copies of every buffer
   set_state(conv..., recurrent..., key..., value...)                         overwrites every buffer
 
@@ -98,7 +102,8 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     half = cos.shape[-1]
     x1, x2, rest = x[..., :half], x[..., half:2 * half], x[..., 2 * half:]
     cos, sin = cos[:, :, None], sin[:, :, None]
-    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin, rest], dim=-1)
+    rotated = [x1 * cos - x2 * sin, x2 * cos + x1 * sin]
+    return torch.cat(rotated + ([rest] if rest.shape[-1] else []), dim=-1)
 
 
 class GatedDeltaNet(nn.Module):
@@ -173,8 +178,34 @@ class Layer(nn.Module):
         return x + self.down(F.silu(gate) * up)
 
 
+class Rotary(nn.Module):
+    """Rotary angles [T, rotary_dim/2]: plain RoPE for text, interleaved mRoPE for rows with (t, h, w) positions."""
+
+    def __init__(self, cfg: TextConfig) -> None:
+        super().__init__()
+        dim = cfg.rotary_dim
+        self.register_buffer("inv_freq", 1.0 / cfg.rope_theta ** (torch.arange(0, dim, 2).float() / dim))
+        # Interleaved mRoPE: frequency j takes its position from row t, h or w by j mod 3 (within sections).
+        rows = torch.zeros(dim // 2, dtype=torch.long)
+        for axis in (1, 2):
+            rows[axis: cfg.mrope_section[axis] * 3: 3] = axis
+        self.register_buffer("select", F.one_hot(rows, 3).T.float()[:, None])  # [3, 1, dim/2]
+
+    def text(self, positions: torch.Tensor) -> torch.Tensor:
+        """``positions`` [T] float: the three mRoPE rows are all the running index, so this is plain RoPE."""
+        return positions[:, None] * self.inv_freq
+
+    def mrope(self, positions: torch.Tensor) -> torch.Tensor:
+        """``positions`` [3, T] int64 (t, h, w): each frequency turned by its row (a 0/1 select is exact)."""
+        return (positions.float()[:, :, None] * self.inv_freq * self.select).sum(0)
+
+
 class Qwen35Decoder(nn.Module):
-    """The whole text decoder with its state in buffers; see the module docstring for the methods."""
+    """The whole text decoder with its state in buffers; see the module docstring for the methods.
+
+    Every tensor lives in a child module (none directly on the decoder), so ``ForwardRows`` can export
+    ``forward_rows`` over the very same modules under the same names.
+    """
 
     def __init__(self, cfg: TextConfig, w: WeightSource, max_context: int, embedding_block_size: int | None) -> None:
         """``embedding_block_size``: int4 embedding table with this block size, or None for fp32."""
@@ -183,29 +214,74 @@ class Qwen35Decoder(nn.Module):
         table = w("embed_tokens.weight")
         self.embed = (nn.Embedding.from_pretrained(table, freeze=True) if embedding_block_size is None
                       else Int4Embedding(table, embedding_block_size))
+        self.rotary = Rotary(cfg)
         self.layers = nn.ModuleList(Layer(cfg, w, i, max_context) for i in range(cfg.num_layers))
-        self.register_buffer("final_norm", w("norm.weight") + 1.0)
+        self.final_norm = Norm(w("norm.weight") + 1.0, cfg.rms_norm_eps)
         self.lm_head = linear(table if cfg.tie_word_embeddings else w("lm_head.weight"))
-        dim = cfg.rotary_dim
-        self.register_buffer("inv_freq", 1.0 / cfg.rope_theta ** (torch.arange(0, dim, 2).float() / dim))
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
+        """Text: the rotary position of each token is its cache slot."""
+        slots = self.cache_slots(input_pos, tokens.shape[1])
+        return self.run(self.embed(tokens), self.rotary.text(slots), input_pos, slots)
+
+    def forward_rows(self, tokens: torch.Tensor, embeds: torch.Tensor, positions: torch.Tensor,
+                     input_pos: torch.Tensor) -> torch.Tensor:
+        """Rows from ``embeds`` [1, T, H] where ``tokens`` < 0 (vision), else token embeddings; rotary from the
+        mRoPE ``positions`` [3, T], which run behind the cache slots after an image."""
+        slots = self.cache_slots(input_pos, tokens.shape[1])
+        rows = torch.where(tokens[..., None] < 0, embeds, self.embed(tokens.clamp(min=0)))
+        return self.run(rows, self.rotary.mrope(positions), input_pos, slots)
+
+    @staticmethod
+    def cache_slots(input_pos: torch.Tensor, count: int) -> torch.Tensor:
+        """The KV rows [T] (float) the new tokens go to: input_pos, input_pos + 1, ..."""
+        return (input_pos + torch.arange(count)).float()
+
+    def run(self, x: torch.Tensor, angles: torch.Tensor, input_pos: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        """The layers and the head over rows ``x`` [1, T, H] with rotary ``angles`` [T, rotary_dim/2]."""
         start = input_pos[0].item()
         torch._check_is_size(start)
-        torch._check(start + tokens.shape[1] <= self.max_context)
-        # Text: the three mRoPE rows (t, h, w) are all the running index, so this is plain RoPE.
-        positions = (input_pos + torch.arange(tokens.shape[1])).float()
-        freqs = positions[:, None] * self.inv_freq  # [T, dim/2]
-        cos, sin = torch.cos(freqs)[None], torch.sin(freqs)[None]
-        # Position 0 starts a conversation: the DeltaNet state carried in is dropped by a product, which
+        torch._check(start + x.shape[1] <= self.max_context)
+        cos, sin = torch.cos(angles)[None], torch.sin(angles)[None]
+        # Slot 0 starts a conversation: the DeltaNet state carried in is dropped by a product, which
         # XNNPACK runs, rather than a select (a portable `where` over the 18 MiB state took ~26 ms a token).
         # A product assumes finite values in the buffers: ExecuTorch's runtimes zero-initialize their
         # memory-planned arenas, and states stay finite.
-        keep = (positions != 0).float()
-        x = self.embed(tokens)
+        keep = (slots != 0).float()
         for layer in self.layers:
             x = layer(x, cos, sin, start, keep)
-        return self.lm_head(rms_norm(x[:, -1], self.final_norm, self.cfg.rms_norm_eps))
+        return self.lm_head(self.final_norm(x[:, -1]))
+
+
+class Norm(nn.Module):
+    """RMSNorm with a fixed scale (a module, so the decoder holds no tensor of its own)."""
+
+    def __init__(self, scale: torch.Tensor, eps: float) -> None:
+        super().__init__()
+        self.register_buffer("scale", scale)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return rms_norm(x, self.scale, self.eps)
+
+
+class ForwardRows(nn.Module):
+    """``decoder.forward_rows`` as a module, to export as one more method of the program.
+
+    It registers the decoder's children under their own names, so the exported buffers carry the same
+    names as ``forward``'s (ExecuTorch shares mutable buffers between methods by name, and XNNPACK
+    stores equal weights once), and calls the decoder's method, which reads those same modules.
+    """
+
+    def __init__(self, decoder: Qwen35Decoder) -> None:
+        super().__init__()
+        for name, module in decoder.named_children():
+            self.add_module(name, module)
+        self._decoder = [decoder]  # a list: not registered a second time under another name
+
+    def forward(self, tokens: torch.Tensor, embeds: torch.Tensor, positions: torch.Tensor,
+                input_pos: torch.Tensor) -> torch.Tensor:
+        return self._decoder[0].forward_rows(tokens, embeds, positions, input_pos)
 
 
 class StateIO(nn.Module):

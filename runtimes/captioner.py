@@ -7,7 +7,7 @@ checkpoint of the summary system prompt (``PromptCache``). Subclasses say what a
 
 ``VisionCaptioner`` shows the model the frames: each frame pair goes through the bundle's vision tower
 and into the turn as Qwen3.5's video block (``<t seconds><|vision_start|><|video_pad|>...<|vision_end|>``).
-``FrameStatsCaptioner`` is for bundles without a vision tower (``--no-vision``, ExecuTorch): it
+``FrameStatsCaptioner`` is for bundles without a vision tower (``--no-vision``, old text-only .pte): it
 describes each frame pair by its statistics (dominant colour, brightness, motion) in words, in the
 same pair layout, and lets the text model caption that; it does not see objects.
 """

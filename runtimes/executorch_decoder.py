@@ -1,9 +1,11 @@
 """The ExecuTorch backend: runs the bundle's ``model.pte`` (XNNPACK) on a ``HybridState``.
 
-The program keeps one state in its own buffers (shared by its ``forward``, ``get_state`` and
-``set_state`` methods). This backend makes it look like every other: the state a caller passes is
-moved in with ``set_state`` when it is not the one resident, and moved out with ``get_state`` as soon
-as anyone reads its arrays (a copy, a checkpoint, a save). A generate loop on one state copies nothing.
+The program keeps one state in its own buffers (shared by its ``forward``, ``forward_rows``,
+``get_state`` and ``set_state`` methods). Text goes through ``forward``; vision rows, and tokens whose
+rotary positions are not their cache slots (all that follows an image), through ``forward_rows``.
+This backend makes it look like every other: the state a caller passes is moved in with ``set_state``
+when it is not the one resident, and moved out with ``get_state`` as soon as anyone reads its arrays
+(a copy, a checkpoint, a save). A generate loop on one state copies nothing.
 
 ExecuTorch's Python runtime links libtorch (the pip wheel's design), so this backend needs torch
 installed; the onnxruntime backend does not. On Android the same .pte runs through the ExecuTorch AAR.
@@ -12,6 +14,7 @@ installed; the onnxruntime backend does not. On Android the same .pte runs throu
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +62,8 @@ class ExecuTorchDecoder:
         path = bundle.file(graph["file"])
         try:
             program = runtime.get().load_program(path, enable_etdump=etdump)
-            self._methods = {name: program.load_method(name) for name in ("forward", "get_state", "set_state")}
+            names = ("forward", "forward_rows", "get_state", "set_state")
+            self._methods = {name: program.load_method(name) for name in names if name in program.method_names}
         except Exception as err:  # ExecuTorch raises RuntimeError with its internal error code
             raise EdgekitError(f"ExecuTorch could not load {path} ({str(err).strip().splitlines()[0][:200]})",
                                "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
@@ -81,26 +85,42 @@ class ExecuTorchDecoder:
 
     def forward(self, state: HybridState, ids: np.ndarray, positions: np.ndarray,
                 embeds: np.ndarray | None = None) -> np.ndarray:
-        """Fold ``ids`` ([T] int64) into ``state``; return logits [V]. Text only: no ``embeds`` yet."""
+        """Fold ``ids`` ([T] int64; rows < 0 come from ``embeds`` [T, H]) at mRoPE ``positions`` [3, T] into
+        ``state``; return logits [V]."""
         t = len(ids)
-        if embeds is not None:
-            raise EdgekitError("this ExecuTorch bundle takes token ids only", "use an ONNX bundle for images")
         if t > self.max_tokens:
             raise EdgekitError(f"{t} tokens in one call; this .pte takes at most {self.max_tokens}",
                                f"use a chunk size <= {self.max_tokens}")
         if state.length + t > state.max_context:
             raise EdgekitError(f"{state.length + t} tokens exceed the context budget of {state.max_context}",
                                "shorten the prompt")
-        if positions.reshape(3, t)[0, 0] != state.length:
-            raise EdgekitError("this ExecuTorch bundle takes text positions only (position = tokens so far)",
-                               "use an ONNX bundle for images")
+        positions = positions.reshape(3, t)
+        text = embeds is None and (positions == np.arange(state.length, state.length + t)).all()
+        if not text and "forward_rows" not in self._methods:
+            raise EdgekitError("this .pte is text-only (no forward_rows method), so it takes no images",
+                               "re-export it with this edgekit from a checkpoint with a vision tower")
         self._make_resident(state)
         torch = self._torch
-        logits = self._methods["forward"].execute([
-            torch.from_numpy(np.ascontiguousarray(ids.reshape(1, t), dtype=np.int64)),
-            torch.tensor([state.length], dtype=torch.long)])[0]
+        tokens = torch.from_numpy(np.ascontiguousarray(ids.reshape(1, t), dtype=np.int64))
+        input_pos = torch.tensor([state.length], dtype=torch.long)
+        if text:
+            logits = self._methods["forward"].execute([tokens, input_pos])[0]
+        else:
+            rows = np.zeros((1, t, self.cfg.hidden_size), np.float32) if embeds is None else embeds.reshape(1, t, -1)
+            logits = self._methods["forward_rows"].execute([
+                tokens, torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)),
+                torch.from_numpy(np.ascontiguousarray(positions, dtype=np.int64)), input_pos])[0]
         state.length += t
         return logits[0].numpy()
+
+    def method(self, name: str) -> Callable[..., list[np.ndarray]]:
+        """Another method of the same program (e.g. ``vision_encoder``) as a function of numpy arrays;
+        a one-line error if the program has none of that name."""
+        if name not in self._program.method_names:
+            raise EdgekitError(f"{self.bundle.file(self.bundle.manifest['graphs']['decoder']['file'])} has no "
+                               f"{name} method", "the bundle is mismatched: re-export it")
+        method, torch = self._program.load_method(name), self._torch
+        return lambda *arrays: [out.numpy() for out in method.execute([torch.from_numpy(a) for a in arrays])]
 
     def write_etdump(self, path: str | Path) -> None:
         """Write the per-op times recorded so far (load with ``etdump=True``)."""

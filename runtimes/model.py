@@ -34,6 +34,18 @@ def text_positions(start: int, count: int) -> np.ndarray:
     return np.broadcast_to(np.arange(start, start + count, dtype=np.int64), (3, count))
 
 
+def open_vision_encoder(bundle: Bundle, decoder: Decoder, threads: int | None = None):
+    """The bundle's vision encoder: ``VisionEncoder`` (vision.onnx), or for a .pte bundle
+    ``ExecuTorchVisionEncoder`` on the decoder's program; both give ``encode_image``/``encode_frames``."""
+    if decoder.backend == "executorch":
+        from edgekit.runtimes.executorch_vision import ExecuTorchVisionEncoder
+
+        return ExecuTorchVisionEncoder(bundle, decoder)
+    from edgekit.runtimes.vision import VisionEncoder
+
+    return VisionEncoder(bundle, threads=threads)
+
+
 class Model:
     """``state = model.new_state(); logits = model.prefill(state, ids); logits = model.step(state, tok)``."""
 
@@ -64,11 +76,9 @@ class Model:
 
     @property
     def vision(self):
-        """The bundle's ``VisionEncoder`` (loaded on first use; a one-line error if the bundle has none)."""
+        """The bundle's vision encoder (loaded on first use; a one-line error if the bundle has none)."""
         if self._vision is None:
-            from edgekit.runtimes.vision import VisionEncoder
-
-            self._vision = VisionEncoder(self.bundle, threads=self.threads)
+            self._vision = open_vision_encoder(self.bundle, self.decoder, self.threads)
         return self._vision
 
     def prefill(self, state: HybridState, ids: Sequence[int]) -> np.ndarray:

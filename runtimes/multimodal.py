@@ -23,7 +23,12 @@ from typing import Union
 import numpy as np
 
 from edgekit.runtimes.vision import VisionEmbeds
-from edgekit.tokenizer import Tokenizer
+from edgekit.tokenizer import Tokenizer, render_chat
+
+
+# The Android camera screen's prompt for one frame pair (see ``camera_prompt``).
+CAMERA_SYSTEM = "You look through a live camera. Reply with one short sentence saying what you see."
+CAMERA_ASK = "Describe what you see in one short sentence."
 
 
 @dataclass(frozen=True)
@@ -132,3 +137,18 @@ def build_prompt(tokenizer: Tokenizer, parts: Sequence[Part], tokens: VisionToke
     return MultimodalPrompt(np.concatenate(ids) if ids else np.zeros(0, np.int64),
                             np.concatenate(rows) if rows else np.zeros(0, bool), embeds,
                             np.concatenate(positions, axis=1) if positions else np.zeros((3, 0), np.int64), pos)
+
+
+def camera_prompt(tokenizer: Tokenizer, tokens: VisionTokens) -> dict:
+    """The pre-tokenized chat prompt for one camera frame pair, so an app needs no tokenizer:
+    ``prefix + [pad_id] * N + suffix``. ``prefix`` holds the system turn and the user turn up to and
+    including ``<|vision_start|>``; ``suffix`` runs from ``<|vision_end|>`` through the instruction and
+    the assistant opening (thinking off). No ``<t seconds>`` timestamp: each pair is captioned on its own.
+    ``text`` is the rendered prompt with one ``<|video_pad|>`` standing for the N pads."""
+    pad = tokenizer.decode([tokens.video])
+    text = render_chat([{"role": "system", "content": CAMERA_SYSTEM},
+                        {"role": "user", "content": f"{tokenizer.decode([tokens.vision_start])}{pad}"
+                                                    f"{tokenizer.decode([tokens.vision_end])}\n{CAMERA_ASK}"}])
+    ids = tokenizer.encode(text)
+    at = ids.index(tokens.video)
+    return {"prefix": ids[:at], "suffix": ids[at + 1:], "pad_id": tokens.video, "text": text}

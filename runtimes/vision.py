@@ -89,14 +89,20 @@ def load_image(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, ::-1])
 
 
+def vision_graph(bundle: Bundle) -> dict[str, Any]:
+    """The manifest's ``graphs.vision``, or a one-line error for a bundle without a vision tower."""
+    spec = bundle.manifest.get("graphs", {}).get("vision")
+    if spec is None:
+        raise EdgekitError(f"bundle {bundle.path} has no vision graph",
+                           "re-export it from a checkpoint with a vision tower (without --no-vision)")
+    return spec
+
+
 class VisionEncoder:
     """``encode(VisionInput)`` -> ``VisionEmbeds``; ``encode_image(rgb)`` and ``encode_frames(frames)`` preprocess first."""
 
     def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
-        spec = bundle.manifest.get("graphs", {}).get("vision")
-        if spec is None:
-            raise EdgekitError(f"bundle {bundle.path} has no vision graph",
-                               "re-export it from a checkpoint with a vision tower (without --no-vision)")
+        spec = vision_graph(bundle)
         self.bundle, self.spec = bundle, spec
         from edgekit.runtimes.onnx_decoder import default_threads
 

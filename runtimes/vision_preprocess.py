@@ -150,7 +150,8 @@ def patchify(frames: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int]]:
     return np.ascontiguousarray(x.reshape(gt * gh * gw, c * TEMPORAL_PATCH * PATCH * PATCH)), (gt, gh, gw)
 
 
-def _check_rgb(image: np.ndarray) -> np.ndarray:
+def check_rgb(image: np.ndarray) -> np.ndarray:
+    """``image`` as an RGB uint8 [H, W, 3] array, or a ValueError naming what it is."""
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an RGB uint8 image [H, W, 3], got {image.dtype} {list(image.shape)}")
@@ -160,7 +161,7 @@ def _check_rgb(image: np.ndarray) -> np.ndarray:
 def preprocess_image(image: np.ndarray, min_pixels: int = IMAGE_MIN_PIXELS,
                      max_pixels: int = IMAGE_MAX_PIXELS) -> VisionInput:
     """One RGB uint8 ``[H, W, 3]`` image -> patches (the image fills both frames of its temporal patch)."""
-    image = _check_rgb(image)
+    image = check_rgb(image)
     height, width = smart_resize(image.shape[0], image.shape[1], min_pixels, max_pixels)
     frame = normalize(resize_bicubic(image, height, width))
     pixels, grid = patchify(np.stack([frame] * TEMPORAL_PATCH))
@@ -174,7 +175,7 @@ def preprocess_video(frames: Sequence[np.ndarray], min_pixels: int = VIDEO_MIN_P
     The size follows the video rule over all frames, unless ``size`` (height, width; multiples of 32)
     fixes it, e.g. to encode a live stream pair by pair at one resolution. An odd last frame is repeated.
     """
-    frames = [_check_rgb(f) for f in frames]
+    frames = [check_rgb(f) for f in frames]
     if not frames or len({f.shape for f in frames}) != 1:
         raise ValueError("expected one or more frames of the same size")
     height, width = size or smart_resize_video(len(frames), *frames[0].shape[:2], min_pixels, max_pixels)

@@ -17,6 +17,15 @@ def tiny_hf():
     return random_model(builtin_config("tiny-random"), seed=0)
 
 
+@pytest.fixture(autouse=True)
+def _forget_mrope_deltas(request):
+    """transformers keeps a multimodal prompt's ``rope_deltas`` on the model and adds them to later decode
+    steps, even after a text-only prefill: clear them after each test that used the shared reference."""
+    yield
+    if "tiny_hf" in request.fixturenames:
+        request.getfixturevalue("tiny_hf").model.rope_deltas = None
+
+
 def _bundle(tmp_path_factory, name: str, **kw):
     out = tmp_path_factory.mktemp("bundles") / name
     export_onnx("tiny-random", out, show_progress=False, **kw)
@@ -49,10 +58,11 @@ def _et_bundle(tmp_path_factory, name: str, **kw):
 
 @pytest.fixture(scope="session")
 def et_fp32_bundle(tmp_path_factory):
-    """ExecuTorch fp32 .pte; chunk 128 so a 200-token prompt takes two calls."""
-    return _et_bundle(tmp_path_factory, "et-fp32", quant="fp32", target="android", max_context=512)
+    """ExecuTorch fp32 .pte with its vision methods (96 x 96 frames); chunk 128 so a 200-token prompt takes two calls."""
+    return _et_bundle(tmp_path_factory, "et-fp32", quant="fp32", target="android", max_context=512, vision_size=96)
 
 
 @pytest.fixture(scope="session")
 def et_8da4w_bundle(tmp_path_factory):
-    return _et_bundle(tmp_path_factory, "et-8da4w", quant="8da4w", target="android", max_context=512)
+    """ExecuTorch 8da4w .pte, text-only (as before the vision methods: what an old bundle looks like)."""
+    return _et_bundle(tmp_path_factory, "et-8da4w", quant="8da4w", target="android", max_context=512, vision=False)

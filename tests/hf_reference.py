@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+IMAGE_PAD, VIDEO_PAD = 248056, 248057
+
 
 class HFRunner:
     """Holds a transformers model and its cache; ``feed(ids)`` returns the last position's logits."""
@@ -35,3 +37,31 @@ class HFRunner:
             out[f"key.{i}"] = layers[i].keys.numpy()
             out[f"value.{i}"] = layers[i].values.numpy()
         return out
+
+
+@torch.no_grad()
+def hf_prompt(hf, ids: np.ndarray, image=None, video=None):
+    """transformers' forward on the same ids (pads in place), with its own get_rope_index; returns logits, cache, positions."""
+    ids = torch.from_numpy(ids)[None]
+    mm = torch.zeros_like(ids)
+    mm[ids == IMAGE_PAD], mm[ids == VIDEO_PAD] = 1, 2
+    kw = {}
+    if image is not None:
+        kw.update(pixel_values=torch.from_numpy(image.pixels), image_grid_thw=torch.tensor([image.grid]))
+    if video is not None:
+        kw.update(pixel_values_videos=torch.from_numpy(video.pixels), video_grid_thw=torch.tensor([video.grid]))
+    out = hf(input_ids=ids, mm_token_type_ids=mm, use_cache=True, **kw)
+    positions, _ = hf.model.get_rope_index(ids, mm, kw.get("image_grid_thw"), kw.get("video_grid_thw"))
+    return out.logits[0, -1].numpy(), out.past_key_values, positions[:, 0].numpy()
+
+
+def greedy_both(model, state, logits, hf, cache, ref, steps=5):
+    """Greedy steps on both sides: same tokens, logits within 1e-4 (so the positions after the prompt agree)."""
+    for _ in range(steps):
+        token = int(np.argmax(logits))
+        assert token == int(np.argmax(ref))
+        logits = model.step(state, token)
+        with torch.no_grad():
+            out = hf(input_ids=torch.tensor([[token]]), past_key_values=cache, use_cache=True)
+        cache, ref = out.past_key_values, out.logits[0, -1].numpy()
+        assert np.abs(logits - ref).max() < 1e-4

@@ -16,9 +16,7 @@ from edgekit.cli import app
 from edgekit.errors import EdgekitError
 from edgekit.runtimes import frame_pairs
 from edgekit.runtimes.vision_preprocess import preprocess_image, preprocess_video
-
-IMAGE_PAD, VIDEO_PAD = 248056, 248057
-
+from hf_reference import greedy_both, hf_prompt
 
 def _pixels(h: int, w: int, seed: int) -> np.ndarray:
     return (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
@@ -64,34 +62,6 @@ def test_int8_tower_is_close_to_fp32(int4_bundle, tiny_hf):
     assert rel < 0.05
 
 
-@torch.no_grad()
-def _hf_prompt(hf, ids: np.ndarray, image=None, video=None):
-    """transformers' forward on the same ids (pads in place), with its own get_rope_index; returns logits, cache, positions."""
-    ids = torch.from_numpy(ids)[None]
-    mm = torch.zeros_like(ids)
-    mm[ids == IMAGE_PAD], mm[ids == VIDEO_PAD] = 1, 2
-    kw = {}
-    if image is not None:
-        kw.update(pixel_values=torch.from_numpy(image.pixels), image_grid_thw=torch.tensor([image.grid]))
-    if video is not None:
-        kw.update(pixel_values_videos=torch.from_numpy(video.pixels), video_grid_thw=torch.tensor([video.grid]))
-    out = hf(input_ids=ids, mm_token_type_ids=mm, use_cache=True, **kw)
-    positions, _ = hf.model.get_rope_index(ids, mm, kw.get("image_grid_thw"), kw.get("video_grid_thw"))
-    return out.logits[0, -1].numpy(), out.past_key_values, positions[:, 0].numpy()
-
-
-def _greedy_both(model, state, logits, hf, cache, ref, steps=5):
-    """Greedy steps on both sides: same tokens, logits within 1e-4 (so the positions after the prompt agree)."""
-    for _ in range(steps):
-        token = int(np.argmax(logits))
-        assert token == int(np.argmax(ref))
-        logits = model.step(state, token)
-        with torch.no_grad():
-            out = hf(input_ids=torch.tensor([[token]]), past_key_values=cache, use_cache=True)
-        cache, ref = out.past_key_values, out.logits[0, -1].numpy()
-        assert np.abs(logits - ref).max() < 1e-4
-
-
 def test_image_prompt_matches_transformers(fp32_model, tiny_hf):
     model = fp32_model
     image = preprocess_image(_pixels(96, 160, seed=1), min_pixels=32 * 32)  # 3 x 5 merged patches: h != w
@@ -99,11 +69,11 @@ def test_image_prompt_matches_transformers(fp32_model, tiny_hf):
     state = model.new_state()
     prompt = model.build_prompt(state, parts)
     logits = model.prefill_multimodal(state, parts)
-    ref, cache, positions = _hf_prompt(tiny_hf, prompt.ids, image=image)
+    ref, cache, positions = hf_prompt(tiny_hf, prompt.ids, image=image)
     np.testing.assert_array_equal(prompt.positions, positions)
     assert state.next_position == positions.max() + 1 and state.length == len(prompt)
     assert np.abs(logits - ref).max() < 1e-4
-    _greedy_both(model, state, logits, tiny_hf, cache, ref)
+    greedy_both(model, state, logits, tiny_hf, cache, ref)
 
 
 def test_video_prompt_matches_transformers(fp32_model, tiny_hf):
@@ -116,10 +86,10 @@ def test_video_prompt_matches_transformers(fp32_model, tiny_hf):
     prompt = model.build_prompt(state, parts)
     assert "<1.2 seconds><|vision_start|><|video_pad|>" in model.tokenizer.decode(prompt.ids)
     logits = model.prefill_multimodal(state, parts)
-    ref, cache, positions = _hf_prompt(tiny_hf, prompt.ids, video=video)
+    ref, cache, positions = hf_prompt(tiny_hf, prompt.ids, video=video)
     np.testing.assert_array_equal(prompt.positions, positions)
     assert np.abs(logits - ref).max() < 1e-4
-    _greedy_both(model, state, logits, tiny_hf, cache, ref)
+    greedy_both(model, state, logits, tiny_hf, cache, ref)
 
 
 def test_live_pairs_fed_one_by_one_equal_one_prompt(fp32_bundle):

@@ -1,0 +1,53 @@
+"""The vision tower of a .pte bundle: its ``vision_encoder`` method, one frame pair of a size fixed at export.
+
+The method takes RGB 0..255 frames already at S x S and does the rest (normalize, patches, tower,
+merger) itself, so this side only resizes: Pillow's bicubic (``resize_bicubic``, what transformers'
+processors use), straight to S x S without keeping the aspect ratio. Like the decoder, it needs
+ExecuTorch's runtime (and so torch); it runs on the decoder's loaded program.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edgekit.bundle import Bundle
+from edgekit.runtimes.executorch_decoder import ExecuTorchDecoder
+from edgekit.runtimes.vision import VisionEmbeds, vision_graph
+from edgekit.runtimes.vision_preprocess import TEMPORAL_PATCH, check_rgb, resize_bicubic
+
+
+class ExecuTorchVisionEncoder:
+    """``encode_image(rgb)`` and ``encode_frames(frames)`` -> ``VisionEmbeds``, as ``VisionEncoder``; the pixel
+    budget and size options of the ONNX encoder do not apply (the size is the export's ``--vision-size``)."""
+
+    def __init__(self, bundle: Bundle, decoder: ExecuTorchDecoder) -> None:
+        self.spec = vision_graph(bundle)
+        self.size = tuple(self.spec["frame_size"])
+        self._encode = decoder.method(self.spec["method"])
+
+    @property
+    def hidden_size(self) -> int:
+        return self.spec["out_hidden_size"]
+
+    def encode_pair(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Two RGB uint8 [H, W, 3] frames -> embeds [tokens_per_pair, H] (one call of ``vision_encoder``)."""
+        pair = np.stack([resize_bicubic(check_rgb(f), *self.size) for f in (first, second)])
+        pixels = np.ascontiguousarray(pair.transpose(0, 3, 1, 2), dtype=np.float32)
+        return self._encode(pixels)[0]
+
+    def encode_image(self, image: np.ndarray, **_options: Any) -> VisionEmbeds:
+        """An RGB uint8 [H, W, 3] image (both frames of its pair)."""
+        return VisionEmbeds(self.encode_pair(image, image), tuple(self.spec["grid"]), "image")
+
+    def encode_frames(self, frames: Sequence[np.ndarray], **_options: Any) -> VisionEmbeds:
+        """Video frames (RGB uint8, an even count or the last one is repeated): one block per pair."""
+        frames = list(frames)
+        if not frames:
+            raise ValueError("expected one or more frames")
+        frames += frames[-1:] * (len(frames) % TEMPORAL_PATCH)
+        embeds = [self.encode_pair(frames[i], frames[i + 1]) for i in range(0, len(frames), TEMPORAL_PATCH)]
+        _, h, w = self.spec["grid"]
+        return VisionEmbeds(np.concatenate(embeds), (len(embeds), h, w), "video")
