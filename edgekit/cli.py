@@ -384,11 +384,13 @@ def verify(bundle: Path = typer.Argument(..., help="Bundle folder.")) -> None:
         if not problems:
             from edgekit.runtimes import open_decoder
 
-            decoder = open_decoder(b, threads=1)  # loads the graph or program, checks its state I/O against the config
+            # Loads the graph or program and checks its state I/O against the config. No thread count: resizing
+            # ExecuTorch's process-wide pool would break programs the caller may have loaded in this process.
+            decoder = open_decoder(b)
             if "vision" in b.manifest["graphs"]:
                 from edgekit.runtimes.model import open_vision_encoder
 
-                open_vision_encoder(b, decoder, threads=1)  # loads vision.onnx (inputs checked) or the .pte method
+                open_vision_encoder(b, decoder)  # loads vision.onnx (inputs checked) or the .pte method
     except EdgekitError as err:
         _fail(err)
     if problems:

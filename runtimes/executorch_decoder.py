@@ -57,7 +57,9 @@ class ExecuTorchDecoder:
             raise EdgekitError(f"this .pte's KV cache is fixed at {self.max_context} tokens at export",
                                f"re-export with --max-context {max_context}, or load without max_context")
         self.max_tokens = graph["max_tokens_per_call"]
-        if threads:
+        if threads and threads != portable_lib._threadpool_get_thread_count():
+            # ExecuTorch's thread pool is one per process: resizing it under a program that is already
+            # loaded in this process makes that program abort on its next run.
             portable_lib._unsafe_reset_threadpool(threads)
         path = bundle.file(graph["file"])
         try:
