@@ -97,8 +97,8 @@ def main() -> None:
         "frames_captioned": sum(len(segment["timestamps"]) for segment in run["segments"]), "wall_s": measured.wall_s,
         "real_time_factor": measured.wall_s / args.seconds, "peak_rss_bytes": measured.peak_rss_bytes,
     }
-    out = HERE / "results" / f"summarize-{args.model}"
-    atomic_write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+    stem = HERE / "results" / f"summarize-{args.model}"  # not with_suffix: "0.8b" is no extension
+    atomic_write_text(stem.parent / f"{stem.name}.json", json.dumps(result, indent=2) + "\n")
     md = (f"# edgekit summarize speed — `{args.model}`\n\n- Date: {result['date']}\n"
           f"- Versions: {', '.join(f'{k} {v}' for k, v in result['versions'].items())}\n"
           f"- Settings: {args.seconds:g} s clip ({result['settings']['clip']}), --size {args.size}, --fps {args.fps:g}, "
@@ -107,7 +107,7 @@ def main() -> None:
           "|---|---|---|---|---|\n"
           f"| {result['segments']} | {result['frames_captioned']} | {measured.wall_s:.1f} | {result['real_time_factor']:.2f} | "
           f"{measured.peak_rss_bytes / MIB:.0f} |\n")
-    atomic_write_text(out.with_suffix(".md"), md)
+    atomic_write_text(stem.parent / f"{stem.name}.md", md)
     print(md)
 
 
