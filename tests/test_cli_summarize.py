@@ -31,6 +31,12 @@ def timeline(out: Path) -> dict:
     return json.loads((out / "timeline.json").read_text())
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl-C's default action. A shell without job control (a CI script run in the background)
+    starts its children with SIGINT ignored, and Python then never turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_for_segments(out: Path, count: int, proc: subprocess.Popen, timeout: float = 120) -> None:
     path = out / "timeline.jsonl"
     deadline = time.monotonic() + timeout
@@ -88,7 +94,7 @@ def test_summarize_errors_are_one_line(int4_bundle, tmp_path):
 def test_ctrl_c_writes_what_exists(int4_bundle, long_video, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "edgekit", "summarize", str(int4_bundle), str(long_video),
                              "-o", "out", "--segment", "1s", *SAMPLING], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     wait_for_segments(tmp_path / "out", 2, proc)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
