@@ -80,6 +80,15 @@ class TextConfig:
     def rotary_dim(self) -> int:
         return int(self.head_dim * self.partial_rotary_factor)
 
+    def mrope_axes(self) -> list[int]:
+        """Interleaved mRoPE: the position row (0 t, 1 h, 2 w) that turns each rotary frequency. Frequency j
+        takes row j mod 3 while j is within three times that row's section, else row t."""
+        axes = [0] * (self.rotary_dim // 2)
+        for axis in (1, 2):
+            for j in range(axis, min(len(axes), self.mrope_section[axis] * 3), 3):
+                axes[j] = axis
+        return axes
+
     @property
     def conv_dim(self) -> int:
         """Channels of the causal conv: q, k (key dim each) and v (value dim)."""

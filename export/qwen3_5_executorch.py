@@ -45,9 +45,11 @@ def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * scale
 
 
-def linear(weight: torch.Tensor) -> nn.Linear:
-    layer = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+def linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> nn.Linear:
+    layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
     layer.weight = nn.Parameter(weight.contiguous(), requires_grad=False)
+    if bias is not None:
+        layer.bias = nn.Parameter(bias.contiguous(), requires_grad=False)
     return layer
 
 
@@ -185,11 +187,8 @@ class Rotary(nn.Module):
         super().__init__()
         dim = cfg.rotary_dim
         self.register_buffer("inv_freq", 1.0 / cfg.rope_theta ** (torch.arange(0, dim, 2).float() / dim))
-        # Interleaved mRoPE: frequency j takes its position from row t, h or w by j mod 3 (within sections).
-        rows = torch.zeros(dim // 2, dtype=torch.long)
-        for axis in (1, 2):
-            rows[axis: cfg.mrope_section[axis] * 3: 3] = axis
-        self.register_buffer("select", F.one_hot(rows, 3).T.float()[:, None])  # [3, 1, dim/2]
+        # Interleaved mRoPE: which of (t, h, w) turns each frequency, as a 0/1 select [3, 1, dim/2].
+        self.register_buffer("select", F.one_hot(torch.tensor(cfg.mrope_axes()), 3).T.float()[:, None])
 
     def text(self, positions: torch.Tensor) -> torch.Tensor:
         """``positions`` [T] float: the three mRoPE rows are all the running index, so this is plain RoPE."""

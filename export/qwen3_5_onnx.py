@@ -184,11 +184,8 @@ class DecoderWriter:
         g, cfg = self.g, self.cfg
         dim = cfg.rotary_dim
         inv_freq = 1.0 / (cfg.rope_theta ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
-        rows = np.zeros(dim // 2, dtype=np.int64)  # which of (t, h, w) feeds each frequency
-        for axis, offset in ((1, 1), (2, 2)):
-            rows[offset: cfg.mrope_section[axis] * 3: 3] = axis
-        select = np.zeros((3, 1, 1, dim // 2), dtype=np.float32)
-        select[rows, 0, 0, np.arange(dim // 2)] = 1.0
+        select = np.zeros((3, 1, 1, dim // 2), dtype=np.float32)  # which of (t, h, w) feeds each frequency
+        select[cfg.mrope_axes(), 0, 0, np.arange(dim // 2)] = 1.0
         pos = g.op("Unsqueeze", g.op("Cast", positions, to=FLOAT), g.const([-1]))  # [3, B, T, 1]
         freqs = g.op("Mul", pos, g.weight("rotary.inv_freq", inv_freq.astype(np.float32)))
         freqs = g.op("ReduceSum", g.op("Mul", freqs, g.weight("rotary.mrope_select", select)), g.const([0]),

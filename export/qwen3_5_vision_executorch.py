@@ -17,18 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgekit.export.qwen3_5_executorch import WeightSource, rotate
+from edgekit.export.qwen3_5_executorch import WeightSource, linear, rotate
 from edgekit.export.qwen3_5_vision_onnx import VisionConfig
 from edgekit.runtimes.vision import position_taps, rotary_tables
 from edgekit.runtimes.vision_preprocess import FACTOR, MEAN, STD
 
 
-def linear(w: WeightSource, name: str) -> nn.Linear:
-    weight = w(f"{name}.weight")
-    layer = nn.Linear(weight.shape[1], weight.shape[0])
-    layer.weight = nn.Parameter(weight.contiguous(), requires_grad=False)
-    layer.bias = nn.Parameter(w(f"{name}.bias").contiguous(), requires_grad=False)
-    return layer
+def affine(w: WeightSource, name: str) -> nn.Linear:
+    """The checkpoint's linear layer ``name`` (weight and bias)."""
+    return linear(w(f"{name}.weight"), w(f"{name}.bias"))
 
 
 def layer_norm(w: WeightSource, name: str) -> nn.LayerNorm:
@@ -47,8 +44,8 @@ class Block(nn.Module):
         self.heads, self.head_dim = cfg.num_heads, cfg.head_dim
         self.gelu = "tanh" if cfg.hidden_act == "gelu_pytorch_tanh" else "none"
         self.norm1, self.norm2 = layer_norm(w, f"{p}.norm1"), layer_norm(w, f"{p}.norm2")
-        self.qkv, self.proj = linear(w, f"{p}.attn.qkv"), linear(w, f"{p}.attn.proj")
-        self.fc1, self.fc2 = linear(w, f"{p}.mlp.linear_fc1"), linear(w, f"{p}.mlp.linear_fc2")
+        self.qkv, self.proj = affine(w, f"{p}.attn.qkv"), affine(w, f"{p}.attn.proj")
+        self.fc1, self.fc2 = affine(w, f"{p}.mlp.linear_fc1"), affine(w, f"{p}.mlp.linear_fc2")
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
@@ -87,7 +84,7 @@ class VisionTower(nn.Module):
         self.register_buffer("sin", torch.from_numpy(np.ascontiguousarray(sin))[None])
         self.blocks = nn.ModuleList(Block(cfg, w, f"blocks.{i}") for i in range(cfg.depth))
         self.merger_norm = layer_norm(w, "merger.norm")
-        self.merger_fc1, self.merger_fc2 = linear(w, "merger.linear_fc1"), linear(w, "merger.linear_fc2")
+        self.merger_fc1, self.merger_fc2 = affine(w, "merger.linear_fc1"), affine(w, "merger.linear_fc2")
 
     @property
     def tokens(self) -> int:
