@@ -22,17 +22,23 @@ import torch
 
 from edgekit.bundle import Bundle, write_manifest
 from edgekit.errors import EdgekitError
-from edgekit.export.bundle_writer import (check_out, common_manifest, progress, runtime_defaults, vision_fields,
-                                         write_tokenizer)
+from edgekit.export.bundle_writer import (
+    check_out,
+    common_manifest,
+    progress,
+    runtime_defaults,
+    vision_fields,
+    write_tokenizer,
+)
 from edgekit.export.checkpoint import Checkpoint, load_checkpoint, read_config
 from edgekit.export.quantize import BLOCK_SIZES
 from edgekit.export.qwen3_5_executorch import ForwardRows, Qwen35Decoder, StateIO
 from edgekit.export.qwen3_5_vision_executorch import VisionTower
 from edgekit.export.qwen3_5_vision_onnx import VisionConfig
 from edgekit.files import atomic_dir
-from edgekit.runtimes.multimodal import VisionTokens, camera_prompt
-from edgekit.runtimes.vision_preprocess import FACTOR
+from edgekit.multimodal import VisionTokens, camera_prompt
 from edgekit.tokenizer import Tokenizer
+from edgekit.vision_preprocess import FACTOR
 
 # The ExecuTorch kernels outside XNNPACK a runtime must have linked in (the Android app checks them before loading).
 REQUIRED_OPS = ["llama::custom_sdpa", "llama::update_cache", "llama::gated_delta_rule"]

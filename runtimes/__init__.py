@@ -7,8 +7,8 @@ from pathlib import Path
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
+from edgekit.multimodal import FramePair, frame_pairs
 from edgekit.runtimes.model import Decoder, Model
-from edgekit.runtimes.multimodal import FramePair, frame_pairs
 from edgekit.runtimes.prompt_cache import PromptCache
 from edgekit.runtimes.state import HybridState
 from edgekit.runtimes.vision import VisionEmbeds, VisionEncoder

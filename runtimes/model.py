@@ -10,9 +10,8 @@ import numpy as np
 from edgekit.bundle import Bundle
 from edgekit.config import TextConfig
 from edgekit.errors import EdgekitError
-from edgekit.runtimes.multimodal import FramePair, MultimodalPrompt, Part, VisionTokens, build_prompt
+from edgekit.multimodal import FramePair, MultimodalPrompt, Part, VisionEmbeds, VisionTokens, build_prompt, vision_spec
 from edgekit.runtimes.state import HybridState
-from edgekit.runtimes.vision import VisionEmbeds
 from edgekit.sampling import Sampler, SamplingParams
 from edgekit.tokenizer import Tokenizer
 
@@ -95,10 +94,9 @@ class Model:
 
     def build_prompt(self, state: HybridState, parts: Sequence[Part]) -> MultimodalPrompt:
         """Expand text, images and frame pairs into decoder rows positioned after ``state`` (not fed)."""
-        tokens = VisionTokens.from_manifest(self.bundle.manifest["graphs"]["vision"]) if self.has_vision else None
-        if tokens is None and any(isinstance(p, (VisionEmbeds, FramePair)) for p in parts):
-            raise EdgekitError(f"bundle {self.bundle.path} has no vision graph",
-                               "re-export it from a checkpoint with a vision tower (without --no-vision)")
+        tokens = None
+        if self.has_vision or any(isinstance(p, (VisionEmbeds, FramePair)) for p in parts):
+            tokens = VisionTokens.from_manifest(vision_spec(self.bundle.manifest, self.bundle.path))
         return build_prompt(self.tokenizer, parts, tokens, state.next_position, self.config.hidden_size)
 
     def prefill_multimodal(self, state: HybridState, parts: Sequence[Part]) -> np.ndarray:

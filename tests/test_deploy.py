@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from edgekit.bundle import MANIFEST, write_manifest
 from edgekit.cli import app
-from edgekit.deploy import DEVICE_ROOT
+from edgekit.device.deploy import DEVICE_ROOT
 
 FAKE_ADB = Path(__file__).parent / "fake_adb"
 runner = CliRunner()

@@ -6,16 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hf_reference import HFRunner, greedy_both, hf_prompt
 from typer.testing import CliRunner
 
 import edgekit
 from edgekit.cli import app
 from edgekit.errors import EdgekitError
+from edgekit.multimodal import VisionEmbeds, VisionTokens, vision_positions
 from edgekit.runtimes import frame_pairs
-from edgekit.runtimes.multimodal import VisionTokens, vision_positions
-from edgekit.runtimes.vision import VisionEmbeds
-from edgekit.runtimes.vision_preprocess import preprocess_video
-from hf_reference import HFRunner, greedy_both, hf_prompt
+from edgekit.vision_preprocess import preprocess_video
 
 pytest.importorskip("executorch")
 pytestmark = pytest.mark.slow
@@ -145,7 +144,7 @@ def test_camera_prompt_is_what_the_app_feeds(model, tiny_hf):
 
 
 def test_manifest_cli_and_captioner(model, et_fp32_bundle):
-    from edgekit.runtimes.captioner import VisionCaptioner
+    from edgekit.video.captioner import VisionCaptioner
 
     manifest = model.bundle.manifest
     assert manifest["graphs"]["decoder"]["methods"] == ["forward", "forward_rows", "get_state", "set_state"]

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from edgekit.bundle import Bundle
 from edgekit.cli import app
+from edgekit.device.profiling import ProfileSettings, device_model
+from edgekit.device.remote import SshDevice, parse_device, profile_args, stage_bundle
 from edgekit.errors import EdgekitError
-from edgekit.profiling import ProfileSettings, device_model
-from edgekit.remote import SshDevice, parse_device, profile_args, stage_bundle
 
 TESTS = Path(__file__).parent
 QUICK = ["--pp", "8", "--tg", "4", "--depth", "8", "--reps", "1", "--energy", "none"]

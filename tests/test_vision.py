@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from hf_reference import greedy_both, hf_prompt
 from typer.testing import CliRunner
 
 import edgekit
@@ -15,8 +16,8 @@ from edgekit.bundle import Bundle
 from edgekit.cli import app
 from edgekit.errors import EdgekitError
 from edgekit.runtimes import frame_pairs
-from edgekit.runtimes.vision_preprocess import preprocess_image, preprocess_video
-from hf_reference import greedy_both, hf_prompt
+from edgekit.vision_preprocess import preprocess_image, preprocess_video
+
 
 def _pixels(h: int, w: int, seed: int) -> np.ndarray:
     return (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)

@@ -14,7 +14,7 @@ runs the Kotlin tests against the same files.
   valid and broken, with the verdict an app must reach (``ok`` or an error kind) and, for the camera
   screen, whether ``graphs.vision`` is usable (``camera``).
 - ``vision.json``: camera prompts (prefix + video pads + suffix) expanded by
-  ``edgekit.runtimes.multimodal.build_prompt`` with a ``FramePair``: ids, vision rows, mRoPE positions.
+  ``edgekit.multimodal.build_prompt`` with a ``FramePair``: ids, vision rows, mRoPE positions.
 - ``detokenize.json``: ids -> text by the Qwen3.5 ``tokenizer.json`` (``Tokenizer.decode``, with and
   without special tokens, and ``StreamDecoder``'s pieces); ``detokenize-tokenizer.json`` is that
   tokenizer.json cut down to the ids the cases use (same ids, same strings), so the app's reader is
@@ -36,8 +36,7 @@ from edgekit.bundle import FORMAT_VERSION, write_manifest
 from edgekit.errors import EdgekitError
 from edgekit.export.executorch_export import EMBEDDING_4BIT_OP, REQUIRED_OPS
 from edgekit.export.tokenizer_files import build_tokenizer_json
-from edgekit.runtimes.multimodal import FramePair, VisionTokens, build_prompt
-from edgekit.runtimes.vision import VisionEmbeds
+from edgekit.multimodal import FramePair, VisionEmbeds, VisionTokens, build_prompt
 from edgekit.sampling import SamplingParams, pick
 from edgekit.tokenizer import Tokenizer, render_chat
 
@@ -275,7 +274,7 @@ def vision_vectors() -> dict:
                       "prefix": prefix, "suffix": suffix, "pad_id": _vision_tokens(_tokenizer()).video,
                       "ids": prompt.ids.tolist(), "vision_rows": np.flatnonzero(prompt.vision_rows).tolist(),
                       "positions": prompt.positions.tolist(), "next_position": prompt.next_position})
-    return {"spec": "edgekit.runtimes.multimodal.build_prompt", "cases": cases}
+    return {"spec": "edgekit.multimodal.build_prompt", "cases": cases}
 
 
 DETOKENIZE_TEXTS = [

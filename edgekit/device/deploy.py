@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.bundle import MANIFEST, Bundle
-from edgekit.energy import Runner, run_tool
+from edgekit.device.energy import Runner, run_tool
 from edgekit.errors import EdgekitError
 from edgekit.files import sha256_file
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import edgekit
 from edgekit.bundle import MANIFEST, Bundle
-from edgekit.energy import AdbBatterySource
+from edgekit.device.energy import AdbBatterySource
+from edgekit.device.profiling import ProfileSettings
 from edgekit.errors import EdgekitError
 from edgekit.files import sha256_file
-from edgekit.profiling import ProfileSettings
 
 _SSH_FIX = "install the OpenSSH client (`apt install openssh-client`)"
 _ADB_FIX = "install Android platform-tools (`apt install adb`) and put `adb` on PATH"
