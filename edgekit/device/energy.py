@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Protocol
 
+from edgekit.device.process import Runner, run_command, run_tool
 from edgekit.errors import EdgekitError
-
-Runner = Callable[[list[str]], str]
 
 _PACKAGE_ZONE = re.compile(r"intel-rapl:\d+")
 _PMIC_LINE = re.compile(r"^\s*(\S+)_[AV]\s+(?:current|volt)\(\d+\)=([-+0-9.eE]+)([AV])\s*$", re.MULTILINE)
@@ -55,26 +53,6 @@ class EnergySource(Protocol):
     def available(self) -> bool: ...
 
     def read(self) -> Reading: ...
-
-
-def run_command(argv: list[str]) -> str:
-    """Run ``argv`` and return its stdout (raises ``OSError`` or ``subprocess.SubprocessError``)."""
-    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=10).stdout
-
-
-def run_tool(runner: Runner, argv: list[str], fix: str) -> str:
-    """``runner(argv)``, with any failure turned into a one-line ``EdgekitError``."""
-    command = " ".join(argv)
-    try:
-        return runner(argv)
-    except FileNotFoundError:
-        raise EdgekitError(f"`{argv[0]}` is not installed", fix) from None
-    except subprocess.CalledProcessError as err:
-        lines = str(err.stderr or err.output or "").strip().splitlines()
-        detail = lines[0] if lines else f"exit status {err.returncode}"
-        raise EdgekitError(f"`{command}` failed: {detail}", fix) from None
-    except (OSError, subprocess.SubprocessError) as err:
-        raise EdgekitError(f"`{command}` failed ({err.__class__.__name__})", fix) from None
 
 
 def _text(path: Path) -> str:

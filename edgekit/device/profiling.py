@@ -28,14 +28,13 @@ import edgekit
 from edgekit.device.energy import (
     EnergySource,
     Reading,
-    Runner,
     average_power,
     baseline_subtracted,
     battery_percent_per_hour,
     detect,
     energy_between,
-    run_command,
 )
+from edgekit.device.process import Runner, run_command
 from edgekit.device.thermal import ThermalReader
 from edgekit.runtimes.model import Model
 
