@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from edgekit.bundle import Bundle
 from edgekit.cli import app
 from edgekit.device.profiling import ProfileSettings, device_model
-from edgekit.device.remote import SshDevice, parse_device, profile_args, stage_bundle
+from edgekit.device.remote import parse_device, profile_args, stage_bundle
+from edgekit.device.transport import Ssh as SshDevice
 from edgekit.errors import EdgekitError
 
 TESTS = Path(__file__).parent

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from edgekit.device.process import Runner, run_command, run_tool
+from edgekit.device.transport import Adb
 from edgekit.errors import EdgekitError
 
 _PACKAGE_ZONE = re.compile(r"intel-rapl:\d+")
@@ -215,16 +216,12 @@ class AdbBatterySource(_Source):
 
     name = "adb-battery"
 
-    def __init__(self, serial: str | None = None, runner: Runner = run_command) -> None:
-        self.serial = serial
-        self.runner = runner
-
-    def _adb(self, *args: str) -> str:
-        argv = ["adb", *(["-s", self.serial] if self.serial else []), *args]
-        return run_tool(self.runner, argv, "connect the phone with USB debugging on; `adb devices` must list it")
+    def __init__(self, serial: str | None = None, runner: Runner | None = None) -> None:
+        self.adb = Adb(serial, runner)  # runner: a stand-in for the adb program
 
     def read(self) -> Reading:
-        out = self._adb("shell", "cat", f"{_ANDROID_SUPPLY}/current_now", f"{_ANDROID_SUPPLY}/voltage_now")
+        out = self.adb.output("shell", "cat", f"{_ANDROID_SUPPLY}/current_now", f"{_ANDROID_SUPPLY}/voltage_now",
+                              timeout=10)
         t = time.monotonic()
         try:
             current_ua, voltage_uv = (int(v) for v in out.split())
@@ -235,7 +232,7 @@ class AdbBatterySource(_Source):
 
     def info(self) -> BatteryInfo:
         """Level, status, temperature and voltage from ``dumpsys battery``."""
-        out = self._adb("shell", "dumpsys", "battery")
+        out = self.adb.output("shell", "dumpsys", "battery", timeout=10)
         fields = dict(re.findall(r"^[ \t]*([\w ]+?):[ \t]*(.*?)[ \t]*$", out, re.MULTILINE))
 
         def number(key: str, scale: float) -> float | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,133 +18,30 @@ from pathlib import Path
 from typing import Any
 
 import edgekit
-from edgekit.bundle import MANIFEST, Bundle
+from edgekit.bundle import Bundle
 from edgekit.device.energy import AdbBatterySource
+from edgekit.device.process import last_line
 from edgekit.device.profiling import ProfileSettings
+from edgekit.device.transport import Adb, Ssh, Transport, stage
 from edgekit.errors import EdgekitError
-from edgekit.files import sha256_file
 
-_SSH_FIX = "install the OpenSSH client (`apt install openssh-client`)"
-_ADB_FIX = "install Android platform-tools (`apt install adb`) and put `adb` on PATH"
 _NO_OPTION = ("breakdown_steps", "idle_s", "seed", "soak_window_s")  # ProfileSettings the CLI does not expose
 
 
-def _call(argv: list[str], missing_fix: str, timeout: float | None) -> subprocess.CompletedProcess[str]:
-    """Run a local tool; a missing tool or a hang becomes a one-line error, any exit status is returned."""
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError:
-        raise EdgekitError(f"`{argv[0]}` is not installed", missing_fix) from None
-    except subprocess.TimeoutExpired:
-        raise EdgekitError(f"`{' '.join(argv[:4])} ...` did not answer within {timeout:.0f} s",
-                           "check the connection to the device") from None
-
-
-def last_line(text: str) -> str:
-    """The last non-blank line of ``text`` (a traceback's exception, an ``error: ...`` line), or ""."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
-class SshDevice:
-    """A board reached with ``ssh`` and ``scp``; login must work with a key (nothing is typed)."""
-
-    kind = "ssh"
-    default_dir = ".cache/edgekit"  # relative to the login's home
-
-    def __init__(self, host: str, port: int | None = None) -> None:
-        self.host, self.port = host, port
-        self.name = f"ssh:{host}" + (f":{port}" if port else "")
-
-    def _options(self, port_flag: str) -> list[str]:
-        return ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=30",
-                *([port_flag, str(self.port)] if self.port else [])]
-
-    def connect(self) -> None:
-        self.shell("true", timeout=60)
-
-    def shell(self, command: str, timeout: float | None = 120) -> subprocess.CompletedProcess[str]:
-        """Run ``command`` with the device's ``sh`` (whatever the login shell); exit status 255 is ssh's own
-        failure (host unreachable)."""
-        proc = _call(["ssh", *self._options("-p"), self.host, f"sh -c {shlex.quote(command)}"], _SSH_FIX, timeout)
-        if proc.returncode == 255:
-            raise EdgekitError(f"cannot reach {self.host} over ssh: {last_line(proc.stderr) or 'exit status 255'}",
-                               f"check that `ssh {self.host} true` works without a password prompt (use a key)")
-        return proc
-
-    def push(self, local: Path, remote: str) -> None:
-        self._copy(str(local), f"{self.host}:{remote}")
-
-    def pull(self, remote: str, local: Path) -> None:
-        self._copy(f"{self.host}:{remote}", str(local))
-
-    def _copy(self, source: str, dest: str) -> None:
-        proc = _call(["scp", "-q", *self._options("-P"), source, dest], _SSH_FIX, None)
-        if proc.returncode != 0:
-            raise EdgekitError(f"`scp {source} {dest}` failed: {last_line(proc.stderr) or proc.returncode}",
-                               "check the connection and the free space on the device")
-
-
-class AdbDevice:
-    """An Android phone reached with ``adb`` (USB debugging on); the shell user runs the device's Python."""
-
-    kind = "adb"
-    default_dir = "/data/local/tmp/edgekit"  # writable and executable for adb's shell user
-
-    def __init__(self, serial: str | None = None) -> None:
-        self.serial = serial
-        self.name = f"adb:{serial or ''}"
-
-    def _adb(self, *args: str, timeout: float | None = 120) -> subprocess.CompletedProcess[str]:
-        return _call(["adb", *(["-s", self.serial] if self.serial else []), *args], _ADB_FIX, timeout)
-
-    def connect(self) -> None:
-        proc = self._adb("get-state", timeout=60)
-        if proc.returncode != 0 or proc.stdout.strip() != "device":
-            detail = last_line(proc.stderr) or proc.stdout.strip() or f"exit status {proc.returncode}"
-            who = f"phone {self.serial}" if self.serial else "the phone"
-            raise EdgekitError(f"{who} is not available to adb: {detail}",
-                               "plug it in with USB debugging on and allow this computer; "
-                               "`adb devices` must list it as `device`")
-
-    def shell(self, command: str, timeout: float | None = 120) -> subprocess.CompletedProcess[str]:
-        """Run ``command`` in the phone's shell (adb returns the command's exit status)."""
-        return self._adb("shell", command, timeout=timeout)
-
-    def push(self, local: Path, remote: str) -> None:
-        self._transfer("push", str(local), remote)
-
-    def pull(self, remote: str, local: Path) -> None:
-        self._transfer("pull", remote, str(local))
-
-    def _transfer(self, verb: str, source: str, dest: str) -> None:
-        proc = self._adb(verb, source, dest, timeout=None)
-        if proc.returncode != 0:
-            raise EdgekitError(f"`adb {verb} {source} {dest}` failed: {last_line(proc.stderr) or proc.returncode}",
-                               "check the connection and the free space on the phone")
-
-    def battery(self) -> dict[str, Any]:
-        """The phone's battery now (level, status, temperature, voltage), read through adb."""
-        return asdict(AdbBatterySource(self.serial).info())
-
-
-Device = SshDevice | AdbDevice
-
-
-def parse_device(spec: str) -> Device:
+def parse_device(spec: str) -> Transport:
     """``adb:SERIAL`` (``adb:`` for the only phone), ``ssh:[USER@]HOST`` or ``ssh:[USER@]HOST:PORT``."""
     kind, _, target = spec.partition(":")
     if kind == "adb":
-        return AdbDevice(target or None)
+        return Adb(target or None)
     if kind == "ssh" and target:
         host, _, port = target.rpartition(":")
         if port.isdigit() and host and ":" not in host:
-            return SshDevice(host, int(port))
-        return SshDevice(target)
+            return Ssh(host, int(port))
+        return Ssh(target)
     raise EdgekitError(f"cannot read the device {spec!r}", "write it as adb:SERIAL or ssh:HOST (ssh:user@host:port)")
 
 
-def check_edgekit(device: Device, python: str) -> str:
+def check_edgekit(device: Transport, python: str) -> str:
     """The device's edgekit version; a clear error when its Python or edgekit is missing."""
     proc = device.shell(f"{python} -c 'import edgekit; print(edgekit.__version__)'")
     install = f"`{python} -m pip install 'edgekit=={edgekit.__version__}'`"
@@ -161,39 +57,22 @@ def check_edgekit(device: Device, python: str) -> str:
     return proc.stdout.strip()
 
 
-def stage_bundle(device: Device, bundle: Bundle, remote_dir: str,
+def stage_bundle(device: Transport, bundle: Bundle, remote_dir: str,
                  progress: Callable[[str], None] = lambda step: None) -> tuple[str, list[str]]:
     """Copy ``bundle`` to ``remote_dir/bundles/<id>`` on the device; return that path and the files sent.
 
-    A file already there with the same sha256 is not sent again; a sent file arrives under a temporary
-    name and is renamed once all have arrived, the manifest last.
+    A file already there with the same sha256 is not sent again (see ``transport.stage``).
     """
-    files = {name: info["sha256"] for name, info in bundle.manifest["files"].items()}
-    files[MANIFEST] = sha256_file(bundle.path / MANIFEST)
+    def sending(name: str, n: int, total: int) -> None:
+        progress(f"sending {name} ({bundle.file(name).stat().st_size / 2**20:.1f} MiB, {n}/{total})")
+
     target = f"{remote_dir}/bundles/{bundle.digest}"
-    folders = sorted({str(Path(target, name).parent) for name in files})
-    names = " ".join(shlex.quote(name) for name in files)
-    proc = device.shell(f"mkdir -p {' '.join(map(shlex.quote, folders))} && cd {shlex.quote(target)} && "
-                        f"{{ sha256sum -- {names} 2>/dev/null; true; }}")
-    if proc.returncode != 0:
-        raise EdgekitError(f"cannot create {target} on {device.name}: {last_line(proc.stderr)}",
-                           "pass a writable folder with --remote-dir")
-    there = {}
-    for line in proc.stdout.splitlines():
-        digest, _, name = line.partition(" ")
-        there[name.strip().lstrip("*")] = digest
-    send = sorted((name for name, digest in files.items() if there.get(name) != digest), key=lambda n: n == MANIFEST)
-    for n, name in enumerate(send, 1):
-        size = (bundle.path / name).stat().st_size
-        progress(f"sending {name} ({size / 2**20:.1f} MiB, {n}/{len(send)})")
-        device.push(bundle.path / name, f"{target}/{name}.partial")
-    if send:
-        renames = " && ".join(f"mv -f {shlex.quote(n + '.partial')} {shlex.quote(n)}" for n in send)
-        proc = device.shell(f"cd {shlex.quote(target)} && {renames}")
-        if proc.returncode != 0:
-            raise EdgekitError(f"cannot finish staging the bundle on {device.name}: {last_line(proc.stderr)}",
-                               "check the free space on the device")
-    return target, send
+    return target, stage(device, bundle, target, sending=sending)
+
+
+def battery(phone: Adb) -> dict[str, Any]:
+    """The phone's battery now (level, status, temperature, voltage), read through adb."""
+    return asdict(AdbBatterySource(phone.serial).info())
 
 
 def profile_args(settings: ProfileSettings, energy: str) -> list[str]:
@@ -233,8 +112,8 @@ def profile_remote(spec: str, bundle_dir: str | Path, settings: ProfileSettings,
     target, sent = stage_bundle(device, bundle, remote_dir, progress)
     about = {"device": device.name, "transport": device.kind, "edgekit": version, "bundle_path": target,
              "files_sent": sent}
-    if isinstance(device, AdbDevice):
-        about["battery_before"] = device.battery()
+    if isinstance(device, Adb):
+        about["battery_before"] = battery(device)
 
     # Paths below are relative to remote_dir; TMPDIR there too, as Android has no /tmp.
     run = f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{bundle.digest[:8]}"
@@ -247,8 +126,8 @@ def profile_remote(spec: str, bundle_dir: str | Path, settings: ProfileSettings,
         detail = last_line(proc.stderr) or last_line(proc.stdout) or f"exit status {proc.returncode}"
         raise EdgekitError(f"the profile run on {device.name} failed: {detail}",
                            f"run it there to see everything: `cd {remote_dir} && {profile}`")
-    if isinstance(device, AdbDevice):
-        about["battery_after"] = device.battery()
+    if isinstance(device, Adb):
+        about["battery_after"] = battery(device)
 
     progress("fetching the report")
     with tempfile.TemporaryDirectory() as tmp:
