@@ -206,3 +206,31 @@ def test_device_model_from_getprop_or_device_tree(tmp_path):
     (tmp_path / "model").write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\x00")
     assert device_model(tmp_path / "model", no_getprop) == "Raspberry Pi 5 Model B Rev 1.0"
     assert device_model(tmp_path / "none", no_getprop) is None
+
+
+def test_a_file_corrupted_on_the_way_is_refused_and_sent_again(int4_bundle, devices, tmp_path, monkeypatch):
+    """A link that flips a byte of one file: staging checks each sent file's sha256 on the device."""
+    home, bundle = devices.ssh_host("pi"), Bundle.open(int4_bundle)
+    name = max(bundle.manifest["files"], key=lambda n: bundle.file(n).stat().st_size)
+    flaky = tmp_path / "flaky"
+    flaky.mkdir()
+    (flaky / "scp").write_text(f"""#!{sys.executable}
+import subprocess, sys
+code = subprocess.call([{str(tmp_path / "tools" / "scp")!r}, *sys.argv[1:]])
+path = sys.argv[-1].partition(":")[2]
+if path.endswith({name + ".partial"!r}):
+    copy = bytearray(open({str(home)!r} + "/" + path, "rb").read())
+    copy[len(copy) // 2] ^= 0xFF
+    open({str(home)!r} + "/" + path, "wb").write(copy)
+sys.exit(code)
+""")
+    (flaky / "scp").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{flaky}:{os.environ['PATH']}")
+    with pytest.raises(EdgekitError) as err:
+        stage_bundle(SshDevice("pi"), bundle, ".cache/edgekit")
+    assert f"{name} arrived corrupt on ssh:pi (sha256 differs from the manifest)" in str(err.value)
+    target = home / ".cache" / "edgekit" / "bundles" / bundle.digest
+    assert not (target / name).exists() and not (target / "manifest.json").exists()  # nothing under a final name
+    monkeypatch.setenv("PATH", os.environ["PATH"].removeprefix(f"{flaky}:"))
+    sent = stage_bundle(SshDevice("pi"), bundle, ".cache/edgekit")[1]
+    assert name in sent and not Bundle.open(target).verify_files()
