@@ -98,7 +98,7 @@ def test_ssh_profile_runs_on_the_board_and_reports_here(int4_bundle, devices, tm
     staged = home / ".cache" / "edgekit" / "bundles" / bundle.digest
     assert report["bundle"]["path"] == f"bundles/{bundle.digest}" and report["bundle"]["id"] == bundle.digest
     assert not Bundle.open(staged).verify_files()
-    assert sorted(report["device"]["files_sent"]) == sorted([*bundle.manifest["files"], "manifest.json"])
+    assert sorted(report["device"]["files_sent"]) == sorted([*bundle.manifest.data["files"], "manifest.json"])
     assert list((home / ".cache" / "edgekit" / "runs").iterdir()) == []  # the device's run folder is cleaned up
     assert "ssh:pi" in (out / "profile.md").read_text() and "ssh:pi" in (out / "profile.html").read_text()
 
@@ -107,9 +107,9 @@ def test_staging_sends_only_files_that_differ(int4_bundle, devices):
     home = devices.ssh_host("pi")
     device, bundle = SshDevice("pi"), Bundle.open(int4_bundle)
     target, sent = stage_bundle(device, bundle, ".cache/edgekit")
-    assert len(sent) == len(bundle.manifest["files"]) + 1 and sent[-1] == "manifest.json"  # the manifest last
+    assert len(sent) == len(bundle.manifest.data["files"]) + 1 and sent[-1] == "manifest.json"  # the manifest last
     assert stage_bundle(device, bundle, ".cache/edgekit") == (target, [])
-    name = next(iter(bundle.manifest["files"]))
+    name = next(iter(bundle.manifest.data["files"]))
     (home / target / name).write_bytes(b"truncated")
     before = len(devices.calls("scp"))
     assert stage_bundle(device, bundle, ".cache/edgekit")[1] == [name]

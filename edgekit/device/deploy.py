@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.bundle import MANIFEST, Bundle
+from edgekit.bundle import Bundle
+from edgekit.manifest import MANIFEST
 from edgekit.device.energy import Runner, run_tool
 from edgekit.errors import EdgekitError
 from edgekit.files import sha256_file
@@ -92,12 +93,12 @@ def deploy_adb(bundle_dir: str | Path, serial: str | None = None, dest: str | No
 
     shell("rm", "-rf", tmp)
     shell("mkdir", "-p", tmp)
-    names = [*bundle.manifest["files"], MANIFEST]
+    names = [*bundle.manifest.files, MANIFEST]
     for name in names:
         adb("push", str(bundle.file(name)), f"{tmp}/{name}")
         if on_file:
             on_file(name, bundle.file(name).stat().st_size)
-    expected = {name: info["sha256"] for name, info in bundle.manifest["files"].items()}
+    expected = {name: entry.sha256 for name, entry in bundle.manifest.files.items()}
     expected[MANIFEST] = sha256_file(bundle.file(MANIFEST))
     for name, sha256 in expected.items():
         out = shell("sha256sum", f"{tmp}/{name}")

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import edgekit
-from edgekit.bundle import MANIFEST, Bundle
+from edgekit.bundle import Bundle
+from edgekit.manifest import MANIFEST
 from edgekit.device.energy import AdbBatterySource
 from edgekit.device.profiling import ProfileSettings
 from edgekit.errors import EdgekitError
@@ -168,7 +169,7 @@ def stage_bundle(device: Device, bundle: Bundle, remote_dir: str,
     A file already there with the same sha256 is not sent again; a sent file arrives under a temporary
     name and is renamed once all have arrived, the manifest last.
     """
-    files = {name: info["sha256"] for name, info in bundle.manifest["files"].items()}
+    files = {name: entry.sha256 for name, entry in bundle.manifest.files.items()}
     files[MANIFEST] = sha256_file(bundle.path / MANIFEST)
     target = f"{remote_dir}/bundles/{bundle.digest}"
     folders = sorted({str(Path(target, name).parent) for name in files})
