@@ -44,13 +44,17 @@ sed 's/^/  /' "$work/kernels.txt"
 echo "  $(wc -l <"$work/kernels.txt" | tr -d ' ') names"
 
 echo "== the bundle's required_ops ($manifest)"
-"$KC/bin/kotlinc" -nowarn core/src/main/kotlin verify -d "$work/verify.jar"
-java -cp "$work/verify.jar:$KC/lib/kotlin-stdlib.jar" org.edgekit.verify.RequiredOpsKt "$work/kernels.txt" "$work/manifest.json" ||
+# The core and the checker, compiled once per version of their sources (kept beside the cached tools).
+verify_jar=$TOOLS/verify-$(cat core/src/main/kotlin/org/edgekit/core/*.kt verify/*.kt | cksum | tr -c '0-9\n' -).jar
+if [[ ! -f $verify_jar ]]; then
+  "$KC/bin/kotlinc" -nowarn core/src/main/kotlin verify -d "$work/verify.jar" && mv "$work/verify.jar" "$verify_jar"
+fi
+java -cp "$verify_jar:$KC/lib/kotlin-stdlib.jar" org.edgekit.verify.RequiredOpsKt "$work/kernels.txt" "$work/manifest.json" ||
   { rc=$?; [[ $rc -eq 2 ]] && exit 2; failed="$failed required_ops"; }
 
 echo "== kotlinc: the app's plain sources against the AAR's classes.jar"
 # shellcheck disable=SC2046 # file names without spaces
-"$KC/bin/kotlinc" -nowarn $(plain_app_sources) -cp "$work/verify.jar:$work/aar/classes.jar${VERIFY_AAR_CLASSPATH:+:$VERIFY_AAR_CLASSPATH}" \
+"$KC/bin/kotlinc" -nowarn $(plain_app_sources) -cp "$verify_jar:$work/aar/classes.jar${VERIFY_AAR_CLASSPATH:+:$VERIFY_AAR_CLASSPATH}" \
   -d "$work/app-plain.jar" || failed="$failed compile"
 
 if [[ -n $failed ]]; then echo "verify_aar.sh: failed:$failed"; exit 1; fi
