@@ -63,8 +63,29 @@ def work(tmp_path_factory) -> Path:
     return work
 
 
+def without(jar: Path, prefix: str) -> Path:
+    """The jar with the entries under ``prefix`` left out."""
+    slim = jar.with_name("slim-" + jar.name)
+    with zipfile.ZipFile(jar) as full, zipfile.ZipFile(slim, "w") as out:
+        for entry in full.infolist():
+            if not entry.filename.startswith(prefix):
+                out.writestr(entry, full.read(entry))
+    return slim
+
+
 def test_an_aar_with_the_kernels_and_the_api_passes(work):
-    jar = compile_api(ANDROID_DEMO / "executorch-api", work / "api.jar")
+    # Like the real classes.jar, Module keeps fbjni's HybridData in a private field, and fbjni is not in
+    # the AAR: the app's code must compile without it.
+    api = work / "api"
+    shutil.copytree(ANDROID_DEMO / "executorch-api", api)
+    (api / "HybridData.kt").write_text("package com.facebook.jni\n\nclass HybridData\n")
+    module_kt = api / "org" / "pytorch" / "executorch" / "ExecuTorch.kt"
+    head = "open class Module private constructor() : Closeable {\n"
+    assert head in module_kt.read_text()
+    module_kt.write_text(module_kt.read_text().replace(head, head + "    private val mHybridData: com.facebook.jni.HybridData? = null\n"))
+    full = compile_api(api, work / "api.jar")
+    jar = without(full, "com/facebook/")
+    assert "com/facebook/jni/HybridData.class" in zipfile.ZipFile(full).namelist()
     result = run(fake_aar(work / "good.aar", jar, KERNELS), work / "bundle")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     listed = result.stdout.split("== the bundle's required_ops")[0]
