@@ -4,6 +4,8 @@
 // the app's ExecuTorch-facing code without the AAR: a function used as a property (or the other way round),
 // a wrong overload or a missing call fails there. Update with gradle.properties' executorchVersion; add a
 // declaration here only when the app starts to use it. verify_aar.sh compiles the same code against a real AAR.
+// Read from ExecuTorch's sources at the v1.4.1 tag and at main of August 2026 (version.txt 1.5.0), where these
+// signatures are the same; the v1.5.1 tag itself was not at hand.
 package org.pytorch.executorch
 
 import java.io.Closeable
