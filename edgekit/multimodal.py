@@ -23,6 +23,7 @@ from typing import Union
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.manifest import VisionSpec, VisionTokens
 from edgekit.tokenizer import Tokenizer, render_chat
 from edgekit.vision_preprocess import FACTOR, paired, smart_resize
 
@@ -60,20 +61,6 @@ class FramePair:
 
 
 Part = Union[str, Sequence[int], VisionEmbeds, FramePair]
-
-
-@dataclass(frozen=True)
-class VisionTokens:
-    """The special token ids of a bundle (its manifest's ``graphs.vision.token_ids``)."""
-
-    image: int
-    video: int
-    vision_start: int
-    vision_end: int
-
-    @classmethod
-    def from_manifest(cls, spec: dict) -> "VisionTokens":
-        return cls(**spec["token_ids"])
 
 
 @dataclass
@@ -174,24 +161,15 @@ def camera_prompt(tokenizer: Tokenizer, tokens: VisionTokens) -> dict:
     return {"prefix": ids[:at], "suffix": ids[at + 1:], "pad_id": tokens.video, "text": text}
 
 
-def vision_spec(manifest: dict, where: object) -> dict:
-    """The manifest's ``graphs.vision``, or a one-line error for a bundle (at ``where``) without a vision tower."""
-    spec = manifest["graphs"].get("vision")
-    if spec is None:
-        raise EdgekitError(f"bundle {where} has no vision graph",
-                           "re-export it from a checkpoint with a vision tower (without --no-vision)")
-    return spec
-
-
-def image_budget(spec: dict, max_pixels: int | None = None) -> dict[str, int]:
+def image_budget(spec: VisionSpec, max_pixels: int | None = None) -> dict[str, int]:
     """The pixel budget images are resized to: the bundle's, or capped at ``max_pixels`` (ONNX towers only;
     a .pte's tower takes the one frame size fixed at export)."""
-    budget = dict(spec["image"])
+    budget = dict(spec.image)
     if max_pixels is None:
         return budget
-    if spec.get("tokens_per_pair"):
+    if spec.tokens_per_pair:
         raise EdgekitError(f"--max-pixels does not apply: this .pte encodes images at "
-                           f"{spec['frame_size'][0]}x{spec['frame_size'][1]}, fixed at export",
+                           f"{spec.frame_size[0]}x{spec.frame_size[1]}, fixed at export",
                            "leave out --max-pixels, or re-export with another --vision-size")
     if max_pixels < FACTOR * FACTOR:
         raise EdgekitError(f"--max-pixels {max_pixels} is below one {FACTOR}x{FACTOR} patch",
@@ -199,8 +177,8 @@ def image_budget(spec: dict, max_pixels: int | None = None) -> dict[str, int]:
     return {"min_pixels": min(budget["min_pixels"], max_pixels), "max_pixels": max_pixels}
 
 
-def image_prompt_rows(spec: dict, budget: dict[str, int], sizes: Sequence[tuple[int, int]]) -> int:
+def image_prompt_rows(spec: VisionSpec, budget: dict[str, int], sizes: Sequence[tuple[int, int]]) -> int:
     """Prompt rows that images of these (height, width) take: their vision tokens plus start/end tokens each."""
-    fixed = spec.get("tokens_per_pair")
+    fixed = spec.tokens_per_pair
     return sum((fixed or h * w // (FACTOR * FACTOR)) + 2
                for h, w in (smart_resize(height, width, **budget) for height, width in sizes))

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from edgekit.bundle import Bundle, write_manifest
+from edgekit.bundle import Bundle
+from edgekit.manifest import write_manifest
 from edgekit.errors import EdgekitError
 from edgekit.export.bundle_writer import (
     check_out,
@@ -36,7 +37,8 @@ from edgekit.export.qwen3_5_executorch import ForwardRows, Qwen35Decoder, StateI
 from edgekit.export.qwen3_5_vision_executorch import VisionTower
 from edgekit.export.qwen3_5_vision_onnx import VisionConfig
 from edgekit.files import atomic_dir
-from edgekit.multimodal import VisionTokens, camera_prompt
+from edgekit.manifest import VisionTokens
+from edgekit.multimodal import camera_prompt
 from edgekit.tokenizer import Tokenizer
 from edgekit.vision_preprocess import FACTOR
 
@@ -186,5 +188,5 @@ def vision_spec(config: dict[str, Any], quant: str, tower: VisionTower, tokenize
             "weights": "int8, per output channel, symmetric", "activations": "int8, dynamic per token",
             "kept_fp32": ["patch embedding", "layer norms", "position table"]},
         **fields,
-        "camera_prompt": camera_prompt(tokenizer, VisionTokens.from_manifest(fields)),
+        "camera_prompt": camera_prompt(tokenizer, VisionTokens(**fields["token_ids"])),
     }

@@ -16,7 +16,7 @@ import onnxruntime as ort
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
-from edgekit.multimodal import VisionEmbeds, vision_spec
+from edgekit.multimodal import VisionEmbeds
 from edgekit.vision_preprocess import VisionInput, position_taps, preprocess_image, preprocess_video, rotary_tables
 
 
@@ -39,7 +39,7 @@ class VisionEncoder:
     """``encode(VisionInput)`` -> ``VisionEmbeds``; ``encode_image(rgb)`` and ``encode_frames(frames)`` preprocess first."""
 
     def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
-        spec = vision_spec(bundle.manifest, bundle.path)
+        spec = bundle.manifest.vision
         self.bundle, self.spec = bundle, spec
         from edgekit.runtimes.onnx_decoder import default_threads
 
@@ -48,7 +48,7 @@ class VisionEncoder:
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
-        path = bundle.file(spec["file"])
+        path = bundle.file(spec.file)
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime's own exception types, multi-line messages
@@ -56,21 +56,21 @@ class VisionEncoder:
             raise EdgekitError(f"onnxruntime could not load {path} ({first[:200]})",
                                "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
         found = [i.name for i in self.session.get_inputs()]
-        if found != spec["inputs"]:
+        if found != list(spec.inputs):
             raise EdgekitError("the vision graph's inputs do not match the bundle's manifest",
                                "the bundle is mismatched: re-export it")
         self._tables: dict[tuple[int, int], dict[str, np.ndarray]] = {}
 
     @property
     def hidden_size(self) -> int:
-        return self.spec["out_hidden_size"]
+        return self.spec.out_hidden_size
 
     def grid_inputs(self, h: int, w: int) -> dict[str, np.ndarray]:
         """The grid-dependent inputs for h x w patches (cached per size: a video reuses them every pair)."""
         if (h, w) not in self._tables:
             s = self.spec
-            indices, weights = position_taps(h, w, s["position_grid"], s["merge_size"])
-            cos, sin = rotary_tables(h, w, s["head_dim"], s["rope_theta"], s["merge_size"])
+            indices, weights = position_taps(h, w, s.position_grid, s.merge_size)
+            cos, sin = rotary_tables(h, w, s.head_dim, s.rope_theta, s.merge_size)
             self._tables[h, w] = {"pos_indices": indices, "pos_weights": weights, "rotary_cos": cos,
                                   "rotary_sin": sin}
         return self._tables[h, w]

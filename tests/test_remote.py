@@ -99,7 +99,7 @@ def test_ssh_profile_runs_on_the_board_and_reports_here(int4_bundle, devices, tm
     staged = home / ".cache" / "edgekit" / "bundles" / bundle.digest
     assert report["bundle"]["path"] == f"bundles/{bundle.digest}" and report["bundle"]["id"] == bundle.digest
     assert not Bundle.open(staged).verify_files()
-    assert sorted(report["device"]["files_sent"]) == sorted([*bundle.manifest["files"], "manifest.json"])
+    assert sorted(report["device"]["files_sent"]) == sorted([*bundle.manifest.data["files"], "manifest.json"])
     assert list((home / ".cache" / "edgekit" / "runs").iterdir()) == []  # the device's run folder is cleaned up
     assert "ssh:pi" in (out / "profile.md").read_text() and "ssh:pi" in (out / "profile.html").read_text()
 
@@ -108,9 +108,9 @@ def test_staging_sends_only_files_that_differ(int4_bundle, devices):
     home = devices.ssh_host("pi")
     device, bundle = SshDevice("pi"), Bundle.open(int4_bundle)
     target, sent = stage_bundle(device, bundle, ".cache/edgekit")
-    assert len(sent) == len(bundle.manifest["files"]) + 1 and sent[-1] == "manifest.json"  # the manifest last
+    assert len(sent) == len(bundle.manifest.data["files"]) + 1 and sent[-1] == "manifest.json"  # the manifest last
     assert stage_bundle(device, bundle, ".cache/edgekit") == (target, [])
-    name = next(iter(bundle.manifest["files"]))
+    name = next(iter(bundle.manifest.data["files"]))
     (home / target / name).write_bytes(b"truncated")
     before = len(devices.calls("scp"))
     assert stage_bundle(device, bundle, ".cache/edgekit")[1] == [name]
@@ -211,7 +211,7 @@ def test_device_model_from_getprop_or_device_tree(tmp_path):
 def test_a_file_corrupted_on_the_way_is_refused_and_sent_again(int4_bundle, devices, tmp_path, monkeypatch):
     """A link that flips a byte of one file: staging checks each sent file's sha256 on the device."""
     home, bundle = devices.ssh_host("pi"), Bundle.open(int4_bundle)
-    name = max(bundle.manifest["files"], key=lambda n: bundle.file(n).stat().st_size)
+    name = max(bundle.manifest.files, key=lambda n: bundle.file(n).stat().st_size)
     flaky = tmp_path / "flaky"
     flaky.mkdir()
     (flaky / "scp").write_text(f"""#!{sys.executable}

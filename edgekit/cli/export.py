@@ -61,7 +61,7 @@ def export(
             raise EdgekitError(f"unknown format {format!r}", "use --format onnx or --format executorch")
     except EdgekitError as err:
         fail(err)
-    total = sum(f["bytes"] for f in bundle.manifest["files"].values())
+    total = sum(f.bytes for f in bundle.manifest.files.values())
     typer.echo(f"wrote {out} ({total / 2**20:.1f} MiB, {format}, {quant}, target {target})")
 
 

@@ -29,18 +29,18 @@ def describe(
 ) -> None:
     """Answer a prompt about images, streaming tokens to stdout and timings to stderr."""
     from edgekit.bundle import Bundle
-    from edgekit.multimodal import image_budget, image_prompt_rows, vision_spec
+    from edgekit.multimodal import image_budget, image_prompt_rows
     from edgekit.runtimes.vision import load_image
     from edgekit.tokenizer import render_chat
 
     try:
         sampling = sampling_params(temperature, top_k, top_p, repetition_penalty, seed)
         manifest = Bundle.open(bundle).manifest  # cheap checks first: the models load only for valid input
-        spec = vision_spec(manifest, bundle)
+        spec = manifest.vision
         budget = image_budget(spec, max_pixels)
         pixels = [load_image(path) for path in images]
         needed = image_prompt_rows(spec, budget, [p.shape[:2] for p in pixels])
-        context = max_context or manifest["runtime"]["max_context"]
+        context = max_context or manifest.runtime.max_context
         if needed > context:
             raise EdgekitError(f"the image{'s' if len(images) > 1 else ''} need {needed} tokens but the context "
                                f"budget is {context}",

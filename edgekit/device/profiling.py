@@ -310,8 +310,8 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
     fixed, per_token_kv = cfg.state_bytes()
     return {
         "edgekit_profile": 1,
-        "bundle": {"path": str(bundle_dir), "id": model.bundle.digest, "model": model.bundle.manifest["source"]["model"],
-                   "backend": model.decoder.backend, "quantization": model.bundle.manifest["quantization"]["weights"]},
+        "bundle": {"path": str(bundle_dir), "id": model.bundle.digest, "model": model.bundle.manifest.model,
+                   "backend": model.decoder.backend, "quantization": model.bundle.manifest.quantization["weights"]},
         "machine": {"model": device_model(), "platform": platform.platform(), "machine": platform.machine(),
                     "processor": platform.processor(), "python": platform.python_version(),
                     "onnxruntime": _version("onnxruntime"), "executorch": _version("executorch"), "edgekit": edgekit.__version__},

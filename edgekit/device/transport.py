@@ -14,10 +14,11 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from edgekit.bundle import MANIFEST, Bundle
+from edgekit.bundle import Bundle
 from edgekit.device.process import Runner, call, first_line, last_line
 from edgekit.errors import EdgekitError
 from edgekit.files import sha256_file
+from edgekit.manifest import MANIFEST
 
 ADB_INSTALL_FIX = "install Android platform-tools (`apt install adb`) and put `adb` on PATH"
 ADB_CONNECT_FIX = "connect the phone over USB with USB debugging on, and check that `adb devices` lists it"
@@ -166,7 +167,7 @@ Transport = Adb | Ssh
 
 def bundle_checksums(bundle: Bundle) -> dict[str, str]:
     """Every file of ``bundle`` and its sha256, the manifest (which the manifest cannot list) last."""
-    files = {name: info["sha256"] for name, info in bundle.manifest["files"].items()}
+    files = {name: entry.sha256 for name, entry in bundle.manifest.files.items()}
     files[MANIFEST] = sha256_file(bundle.file(MANIFEST))
     return files
 
