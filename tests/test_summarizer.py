@@ -19,7 +19,8 @@ from edgekit.tokenizer import render_chat
 from edgekit.video.captioner import FrameStatsCaptioner, frame_pairs
 from edgekit.video.sources import Backoff, CaptureSource, SourceLost, open_source
 from edgekit.video.summarizer import Summarizer, SummarizerSettings
-from edgekit.video.timeline import RECORDS, Timeline, read_records
+from edgekit.video.store import Store
+from edgekit.video.timeline import RECORDS, Timeline, export
 
 SAMPLING = SamplingParams(temperature=1.0, top_k=20, seed=0)  # greedy on random weights only repeats "\n"
 
@@ -35,9 +36,22 @@ def captioner(model, **kw):
 
 
 def run(model, source, out, mode="new", **settings):
-    timeline = Timeline(out, mode=mode)
+    timeline = Timeline(out, mode=mode, camera="cam")
     summarizer = Summarizer(captioner(model), timeline, SummarizerSettings(**settings))
-    return summarizer.run(source), summarizer
+    try:
+        return summarizer.run(source), summarizer
+    finally:
+        timeline.close()
+
+
+def document(out):
+    """The store's runs, and the export written from it."""
+    store = Store(out)
+    try:
+        export(store)
+        return store.document()
+    finally:
+        store.close()
 
 
 def test_segments_timeline_and_summary(model, tmp_path):
@@ -45,10 +59,10 @@ def test_segments_timeline_and_summary(model, tmp_path):
     result, _ = run(model, open_source(str(path)), tmp_path / "out", segment_s=2.0)
     assert result.reason == "end" and result.segments == 3 and result.t == pytest.approx(5.9)
 
-    records = read_records(tmp_path / "out" / RECORDS)
-    assert [r["type"] for r in records] == ["run", "segment", "segment", "segment", "summary", "stop"]
-    segments = [r for r in records if r["type"] == "segment"]
+    (run1,) = document(tmp_path / "out")["runs"]
+    segments = run1["segments"]
     assert [(s["index"], s["start"], s["end"]) for s in segments] == [(0, 0, 2), (1, 2, 4), (2, 4, 5.9)]
+    assert [s["final"] for s in run1["summaries"]] == [True]
     for s in segments:
         assert s["frames"] == 4 and all(s["start"] <= t < max(s["end"], s["start"] + 2) for t in s["timestamps"])
         assert s["caption"].strip()  # the model wrote something
@@ -57,20 +71,19 @@ def test_segments_timeline_and_summary(model, tmp_path):
     assert [s["cuts"] for s in segments] == [[], [2.5], [5.0]]
     assert len(segments[1]["thumbnails"]) == 2  # the segment's first frame and its cut
 
-    document = json.loads((tmp_path / "out" / "timeline.json").read_text())
-    (run1,) = document["runs"]
-    assert run1["source"] == str(path) and run1["stop"]["reason"] == "end"
+    assert json.loads((tmp_path / "out" / "timeline.json").read_text())["runs"] == [run1]
+    assert run1["source"] == str(path) and run1["stop"]["reason"] == "end" and run1["camera"] == "cam"
     assert run1["summary"] == result.summary and result.summary
     assert run1["stop"]["frames_seen"] == 60 and run1["settings"]["segment_s"] == 2.0
     markdown = (tmp_path / "out" / "timeline.md").read_text()
-    assert "| 00:00:02.0 | 00:00:04.0 | 4 |" in markdown and "![](frames/run1-seg00001-1.jpg)" in markdown
+    assert "| 00:00:02.0 | 00:00:04.0 | 4 |" in markdown and "![](frames/cam-run1-seg00001-1.jpg)" in markdown
     assert "### Summary" in markdown and "not vision" in markdown
 
 
 def test_a_segment_where_nothing_changes_costs_nothing(model, tmp_path):
     path = write_video(tmp_path / "v.avi", [(RED, 4.0), (BLUE, 2.0)], moving=False)
     result, _ = run(model, open_source(str(path)), tmp_path / "out", segment_s=2.0)
-    segments = [r for r in read_records(tmp_path / "out" / RECORDS) if r["type"] == "segment"]
+    segments = document(tmp_path / "out")["runs"][0]["segments"]
     assert [(s["index"], s["frames"]) for s in segments] == [(0, 1), (2, 1)]
     assert result.segments == 2
 
@@ -103,14 +116,14 @@ def test_context_rolls_and_summaries_stay_bounded(int4_bundle, tmp_path):
     model = edgekit.load(int4_bundle, threads=1, max_context=320)
     cap = captioner(model)
     lengths = []
-    timeline = Timeline(tmp_path / "out")
+    timeline = Timeline(tmp_path / "out", camera="cam")
     summarizer = Summarizer(cap, timeline, SummarizerSettings(segment_s=1.0, captions_per_summary=3, max_summaries=2),
                             on_caption=lambda record: lengths.append(cap.state.length))
     path = write_video(tmp_path / "v.avi", [(RED, 5.0), (BLUE, 5.0)])
     result = summarizer.run(open_source(str(path)))
     assert result.segments == 10 and cap.rolls >= 2
     assert max(lengths) <= 320 and min(lengths[3:]) < max(lengths)  # the context was rolled, not grown
-    summaries = [r for r in read_records(tmp_path / "out" / RECORDS) if r["type"] == "summary"]
+    summaries = document(tmp_path / "out")["runs"][0]["summaries"]
     assert [s["final"] for s in summaries] == [False, False, False, True]
     assert [(s["start"], s["end"]) for s in summaries[:3]] == [(0, 3), (3, 6), (6, 9)]
     assert len(summarizer.summaries) <= 2  # three periodic summaries were merged
@@ -120,7 +133,7 @@ def test_context_rolls_and_summaries_stay_bounded(int4_bundle, tmp_path):
 def test_summary_every_follows_input_time(model, tmp_path):
     path = write_video(tmp_path / "v.avi", [(RED, 5.0), (BLUE, 5.0)])
     result, _ = run(model, open_source(str(path)), tmp_path / "out", segment_s=2.0, summary_every_s=4.0)
-    summaries = [r for r in read_records(tmp_path / "out" / RECORDS) if r["type"] == "summary"]
+    summaries = document(tmp_path / "out")["runs"][0]["summaries"]
     assert [(s["start"], s["end"], s["final"]) for s in summaries] == [
         (0, 4, False), (4, 8, False), (0, pytest.approx(9.9), True)]
 
@@ -132,8 +145,7 @@ def test_truncated_video_is_summarized_up_to_where_it_stops(model, tmp_path):
     cut.write_bytes(data[: len(data) * 2 // 3])
     result, _ = run(model, open_source(str(cut)), tmp_path / "out", segment_s=2.0)
     assert result.reason == "truncated" and "truncated or corrupt" in result.message and result.summary
-    document = json.loads((tmp_path / "out" / "timeline.json").read_text())
-    (run1,) = document["runs"]
+    (run1,) = document(tmp_path / "out")["runs"]
     assert run1["stop"]["reason"] == "truncated" and "of 60" in run1["stop"]["message"]
     assert run1["segments"][-1]["end"] == pytest.approx(result.t) and 2.0 < result.t < 5.9
 
@@ -151,7 +163,7 @@ def test_lost_camera_keeps_everything_seen(model, tmp_path):
     dead.capture.release()
     result, _ = run(model, _camera(path, [DroppingCapture(path, 25), dead]), tmp_path / "out", segment_s=2.0)
     assert result.reason == "disconnected" and isinstance(result.error, SourceLost)
-    (run1,) = json.loads((tmp_path / "out" / "timeline.json").read_text())["runs"]
+    (run1,) = document(tmp_path / "out")["runs"]
     assert [(s["start"], s["end"]) for s in run1["segments"]] == [(0, 2), (2, 2.4)]  # the partial one too
     assert run1["summary"] and run1["stop"]["reason"] == "disconnected"
     assert "did not come back after 1 reconnect tries" in run1["stop"]["message"]
@@ -164,31 +176,60 @@ def test_camera_that_comes_back_is_an_event(model, tmp_path):
         capture.capture.release()
     result, _ = run(model, _camera(path, [DroppingCapture(path, 15), DroppingCapture(path, 20), *dead], tries=2),
                     tmp_path / "out", segment_s=2.0)
-    (run1,) = json.loads((tmp_path / "out" / "timeline.json").read_text())["runs"]
+    (run1,) = document(tmp_path / "out")["runs"]
     assert run1["stop"]["reconnects"] == 1 and "reconnected after 1 tries" in run1["events"][0]["text"]
     assert run1["events"][0]["t"] == pytest.approx(1.4)  # lost after frame 15, back at once
     assert result.reason == "disconnected" and result.t == pytest.approx(3.4)  # 35 frames over both captures
 
 
-def test_runs_append_and_a_torn_line_is_dropped(model, tmp_path):
+def test_runs_append_to_the_store(model, tmp_path):
     path = write_video(tmp_path / "v.avi", [(RED, 1.0), (BLUE, 1.0)])
     out = tmp_path / "out"
     run(model, open_source(str(path)), out, segment_s=1.0)
     with pytest.raises(EdgekitError, match="already holds a timeline.*--append"):
         Timeline(out)
-    before = (out / RECORDS).read_bytes()
-    with open(out / RECORDS, "ab") as f:
-        f.write(b'{"type": "segment", "run": 1, "ind')  # power cut in the middle of a write
     run(model, open_source(str(path)), out, mode="append", segment_s=1.0)
-    data = (out / RECORDS).read_bytes()
-    assert data.startswith(before) and b'"ind\n' not in data
-    document = json.loads((out / "timeline.json").read_text())
-    assert [r["run"] for r in document["runs"]] == [1, 2] and all(len(r["segments"]) == 2 for r in document["runs"])
-    (out / RECORDS).write_bytes(b"garbage\n" + data)
+    runs = document(out)["runs"]
+    assert [r["run"] for r in runs] == [1, 2] and all(len(r["segments"]) == 2 for r in runs)
+    run(model, open_source(str(path)), out, mode="overwrite", segment_s=1.0)
+    assert [r["run"] for r in document(out)["runs"]] == [1]
+    assert len(list((out / "frames").iterdir())) == 2  # the old runs' thumbnails went with them
+
+
+OLD_JSONL = [
+    {"type": "run", "run": 1, "source": "v.avi", "started_at": "2026-11-30T10:00:00+00:00", "captioner": "x",
+     "settings": {"fps": 2.0, "size": 224, "segment_s": 1.0}},
+    {"type": "segment", "run": 1, "index": 0, "start": 0.0, "end": 1.0, "frames": 2, "timestamps": [0.0, 0.5],
+     "cuts": [], "caption": "a red car parks", "thumbnails": []},
+    {"type": "event", "run": 1, "t": 1.5, "text": "camera 0 reconnected"},
+    {"type": "segment", "run": 1, "index": 1, "start": 1.0, "end": 2.0, "frames": 2, "timestamps": [1.0, 1.5],
+     "cuts": [1.0], "caption": "a blue van\nleaves", "thumbnails": []},
+    {"type": "summary", "run": 1, "start": 0.0, "end": 2.0, "text": "cars", "final": True},
+    {"type": "stop", "run": 1, "reason": "end", "t": 2.0, "message": "the source ended", "segments": 2},
+]
+
+
+def test_an_old_jsonl_timeline_is_imported_once(model, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    lines = "".join(json.dumps(r) + "\n" for r in OLD_JSONL)
+    (out / RECORDS).write_text(lines + '{"type": "segment", "run": 1, "ind')  # torn by a power cut
+    path = write_video(tmp_path / "v.avi", [(RED, 1.0)])
+    run(model, open_source(str(path)), out, mode="append", segment_s=1.0)
+    assert not (out / RECORDS).exists() and (out / (RECORDS + ".imported")).read_text().startswith(lines)
+    old, new = document(out)["runs"]
+    assert (old["run"], new["run"]) == (1, 2) and old["camera"] == new["camera"] == "cam"
+    assert [(s["start"], s["caption"]) for s in old["segments"]] == [(0.0, "a red car parks"), (1.0, "a blue van leaves")]
+    assert old["segments"][1]["wall"] == "2026-11-30T10:00:01.000+00:00"
+    assert old["events"][0]["text"] == "camera 0 reconnected" and old["summary"] == "cars"
+    assert old["stop"]["reason"] == "end"
+    (out / RECORDS).write_text(lines)  # the same file again, e.g. restored from a backup: not imported twice
+    run(model, open_source(str(path)), out, mode="append", segment_s=1.0)
+    assert [len(r["segments"]) for r in document(out)["runs"]] == [2, 1, 1]
+    (out / RECORDS).write_text("garbage\n" + lines)
+    (out / "timeline.db").unlink()
     with pytest.raises(EdgekitError, match="corrupt at byte 0"):
-        Timeline(out, mode="append")
-    Timeline(out, mode="overwrite")
-    assert read_records(out / RECORDS) == [] and not list((out / "frames").iterdir())
+        run(model, open_source(str(path)), out, mode="append", segment_s=1.0)
 
 
 def test_video_pipeline_imports_without_torch():
@@ -202,13 +243,26 @@ def test_video_pipeline_imports_without_torch():
     assert proc.returncode == 0 and proc.stdout.startswith("OK"), proc.stderr[-2000:]
 
 
-def test_unreadable_file_leaves_a_stop_record(model, tmp_path):
+@pytest.mark.parametrize("content", [b"", b"not a video\n", b"RIFF" + b"\x00" * 500])
+def test_an_unreadable_file_leaves_nothing_and_the_retry_works(model, tmp_path, content):
+    """Issue 18.6: a file that cannot be opened writes no timeline (as a missing one), so the rerun on the
+    right file needs no --append."""
     bad = tmp_path / "bad.avi"
-    bad.write_bytes(b"RIFF" + b"\x00" * 500)
+    bad.write_bytes(content)
     with pytest.raises(EdgekitError, match="cannot open the video|no frame could be read"):
         run(model, open_source(str(bad)), tmp_path / "out")
-    (run1,) = json.loads((tmp_path / "out" / "timeline.json").read_text())["runs"]
-    assert run1["stop"]["reason"] == "error" and run1["segments"] == []
+    assert not (tmp_path / "out").exists()
+    result, _ = run(model, open_source(str(write_video(tmp_path / "v.avi", [(RED, 1.0)]))), tmp_path / "out")
+    assert result.segments == 1 and len(document(tmp_path / "out")["runs"]) == 1
+
+
+def test_an_overwrite_that_fails_keeps_the_old_timeline(model, tmp_path):
+    good = write_video(tmp_path / "v.avi", [(RED, 1.0)])
+    run(model, open_source(str(good)), tmp_path / "out")
+    (tmp_path / "bad.avi").write_bytes(b"")
+    with pytest.raises(EdgekitError):
+        run(model, open_source(str(tmp_path / "bad.avi")), tmp_path / "out", mode="overwrite")
+    assert len(document(tmp_path / "out")["runs"][0]["segments"]) == 1
 
 
 def test_vision_captioner_feeds_the_frames(model):

@@ -17,6 +17,15 @@ SEED = typer.Option(None, "--seed")
 THREADS = typer.Option(None, "--threads", help="onnxruntime intra-op threads (default: cores, at most 4).")
 MAX_CONTEXT = typer.Option(None, "--max-context", help="Override the bundle's context budget.")
 THINK = typer.Option(False, "--think/--no-think", help="Let the model think first (off by default).")
+MQTT = typer.Option(None, "--mqtt", help="Broker: mqtt://HOST:1883/PREFIX or mqtts://HOST:8883/PREFIX (TLS); "
+                    "user:password@ may come before HOST.")
+MQTT_USER = typer.Option(None, "--mqtt-user", envvar="EDGEKIT_MQTT_USER", help="Broker user name.")
+MQTT_PASSWORD = typer.Option(None, "--mqtt-password", envvar="EDGEKIT_MQTT_PASSWORD",
+                             help="Broker password (better from the environment: EDGEKIT_MQTT_PASSWORD).")
+MQTT_CA = typer.Option(None, "--mqtt-ca", help="CA certificate (PEM) of the broker's TLS certificate; turns on TLS.")
+MQTT_CERT = typer.Option(None, "--mqtt-cert", help="Client certificate (PEM) for brokers that require one.")
+MQTT_KEY = typer.Option(None, "--mqtt-key", help="The client certificate's private key (PEM).")
+MQTT_INSECURE = typer.Option(False, "--mqtt-insecure", help="TLS without checking the broker's host name.")
 
 
 def load_model(bundle: Path, threads: Optional[int], max_context: Optional[int]):
@@ -42,14 +51,42 @@ def open_cache(model, cache_file: Optional[Path]):
     return PromptCache(model)
 
 
+def broker(url: Optional[str], user: Optional[str], password: Optional[str], ca: Optional[Path],
+           cert: Optional[Path], key: Optional[Path], insecure: bool):
+    """The MQTT broker of the ``--mqtt*`` options, None without ``--mqtt`` (paho is imported only then)."""
+    if url is None:
+        return None
+    try:
+        from edgekit.video.mqtt import Broker
+    except ModuleNotFoundError as err:
+        if err.name not in ("paho", "paho.mqtt"):
+            raise
+        raise EdgekitError("--mqtt needs paho-mqtt", "pip install 'edgekit[video]'") from None
+    return Broker.from_url(url, user, password, ca, cert, key, insecure)
+
+
 def parse_duration(text: str) -> float:
-    """Seconds in ``90``, ``90s``, ``10m`` or ``1h``."""
-    units = {"s": 1, "m": 60, "h": 3600}
+    """Seconds in ``90``, ``90s``, ``10m``, ``1h`` or ``7d``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
     try:
         seconds = float(number) * unit
     except ValueError:
         seconds = -1.0
     if seconds <= 0:
-        raise EdgekitError(f"cannot read the duration {text!r}", "write it like 90s, 10m or 1h")
+        raise EdgekitError(f"cannot read the duration {text!r}", "write it like 90s, 10m, 1h or 7d")
     return seconds
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``500MB``, ``2GB``, ``1.5G`` or ``4096`` (decimal units)."""
+    units = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+    number = text.strip().upper().removesuffix("B")
+    unit = units.get(number[-1:], 1)
+    try:
+        size = float(number[:-1] if unit > 1 else number) * unit
+    except ValueError:
+        size = -1.0
+    if size <= 0:
+        raise EdgekitError(f"cannot read the size {text!r}", "write it like 500MB or 2GB")
+    return int(size)

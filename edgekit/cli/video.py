@@ -8,8 +8,9 @@ from typing import Optional
 import typer
 
 from edgekit.cli.app import app, fail
-from edgekit.cli.options import (MAX_CONTEXT, SEED, TEMPERATURE, THREADS, TOP_K, load_model, parse_duration,
-                                 sampling_params)
+from edgekit.cli.options import (MAX_CONTEXT, MQTT, MQTT_CA, MQTT_CERT, MQTT_INSECURE, MQTT_KEY, MQTT_PASSWORD,
+                                 MQTT_USER, SEED, TEMPERATURE, THREADS, TOP_K, broker, load_model, parse_duration,
+                                 parse_size, sampling_params)
 from edgekit.errors import EdgekitError
 
 _VISION_NOTE = ("note: this bundle has no vision tower, so captions come from frame statistics (colour, "
@@ -20,7 +21,7 @@ _VISION_NOTE = ("note: this bundle has no vision tower, so captions come from fr
 def summarize(
     bundle: Path = typer.Argument(..., help="Bundle folder."),
     source: str = typer.Argument(..., help="Camera index (0), video file, rtsp:// or http:// stream, or image folder."),
-    out: Path = typer.Option(..., "-o", "--out", help="Folder for timeline.jsonl/.json/.md and frames/."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder for the timeline store (timeline.db) and frames/."),
     fps: float = typer.Option(2.0, "--fps", help="At most this many frames per second (lower on slow devices)."),
     size: int = typer.Option(224, "--size", help="Frames are resized to about size x size pixels: 224 or 448."),
     segment: str = typer.Option("10s", "--segment", help="Input time per caption: 10s, 1m."),
@@ -32,6 +33,14 @@ def summarize(
     reconnect: int = typer.Option(5, "--reconnect", help="Reconnect tries (exponential back-off from 1 s) "
                                   "when a camera or stream drops."),
     caption_tokens: int = typer.Option(32, "--caption-tokens", help="At most this many tokens per caption."),
+    camera: Optional[str] = typer.Option(None, "--camera", help="Camera id on every record and MQTT topic "
+                                         "(default: the host name)."),
+    keep: Optional[str] = typer.Option(None, "--keep", help="Delete segments and thumbnails older than this: 7d, 12h."),
+    max_store: Optional[str] = typer.Option(None, "--max-store", help="Delete the oldest segments while the store "
+                                            "and thumbnails exceed this size: 2GB, 500MB."),
+    mqtt: Optional[str] = MQTT, mqtt_user: Optional[str] = MQTT_USER, mqtt_password: Optional[str] = MQTT_PASSWORD,
+    mqtt_ca: Optional[Path] = MQTT_CA, mqtt_cert: Optional[Path] = MQTT_CERT, mqtt_key: Optional[Path] = MQTT_KEY,
+    mqtt_insecure: bool = MQTT_INSECURE,
     temperature: float = TEMPERATURE, top_k: int = TOP_K, seed: Optional[int] = SEED,
     threads: Optional[int] = THREADS, max_context: Optional[int] = MAX_CONTEXT,
 ) -> None:
@@ -41,6 +50,7 @@ def summarize(
         from edgekit.video.captioner import FrameStatsCaptioner, VisionCaptioner
         from edgekit.video.sources import Backoff, open_source
         from edgekit.video.summarizer import Summarizer, SummarizerSettings
+        from edgekit.video.store import Retention
         from edgekit.video.timeline import Timeline, clock
     except ModuleNotFoundError as err:
         if err.name != "cv2":
@@ -60,20 +70,35 @@ def summarize(
         settings = SummarizerSettings(fps=fps, size=size, segment_s=parse_duration(segment),
                                       summary_every_s=parse_duration(summary_every) if summary_every else None)
         settings.check()
+        retention = Retention(parse_duration(keep) if keep else None, parse_size(max_store) if max_store else None)
+        target = broker(mqtt, mqtt_user, mqtt_password, mqtt_ca, mqtt_cert, mqtt_key, mqtt_insecure)
         src = open_source(source, interval_s=1 / fps, backoff=Backoff(tries=reconnect))
-        timeline = Timeline(out, mode="append" if append else "overwrite" if overwrite else "new")
+        timeline = Timeline(out, mode="append" if append else "overwrite" if overwrite else "new", camera=camera,
+                            retention=retention, outbox_prefix=target.prefix if target else None)
         model = load_model(bundle, threads, max_context)
         kind = VisionCaptioner if model.has_vision else FrameStatsCaptioner
         captioner = kind(model, caption_tokens=caption_tokens, sampling=sampling_params(temperature, top_k, 1.0, 1.0, seed))
         if not model.has_vision:
             typer.echo(_VISION_NOTE, err=True)
-        result = Summarizer(captioner, timeline, settings, on_caption=show if live else None,
-                            on_summary=show if live else None).run(src)
+        publisher = None
+        if target is not None:
+            from edgekit.video.mqtt import Publisher
+
+            publisher = Publisher(timeline, target).start()
+        try:
+            result = Summarizer(captioner, timeline, settings, on_caption=show if live else None,
+                                on_summary=show if live else None).run(src)
+        finally:
+            left = publisher.close() if publisher else 0
+            timeline.close()
     except EdgekitError as err:
         fail(err)
     if not live and result.summary is not None:
         typer.echo(result.summary)
-    typer.echo(f"wrote {out / 'timeline.md'} ({result.segments} segments, {clock(result.t)} of input)", err=True)
+    typer.echo(f"wrote {out / 'timeline.db'} ({result.segments} segments, {clock(result.t)} of input); "
+               f"`edgekit timeline export {out}` writes timeline.md", err=True)
+    if left:
+        typer.echo(f"warning: {left} records wait in the outbox for the MQTT broker (sent on the next run)", err=True)
     if result.error is not None:
         typer.echo(f"error: {result.error}", err=True)
         raise typer.Exit(3)

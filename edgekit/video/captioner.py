@@ -28,6 +28,7 @@ from edgekit.runtimes.prompt_cache import PromptCache
 from edgekit.runtimes.state import HybridState
 from edgekit.sampling import SamplingParams
 from edgekit.tokenizer import render_chat
+from edgekit.video.store import one_line
 from edgekit.video.timeline import clock
 from edgekit.vision_preprocess import paired
 
@@ -97,7 +98,7 @@ class ChatCaptioner:
         logits = self.prefill_turn(self.state, ids, frames, timestamps)
         tokens = list(self.model.decode(self.state, logits, self.sampling, self.caption_tokens))
         self.model.prefill(self.state, self._close)  # the reply's end, sampled or not, closes the turn
-        text = self.model.tokenizer.decode(tokens, skip_special=True).strip()
+        text = one_line(self.model.tokenizer.decode(tokens, skip_special=True))
         self.since_roll.append((timestamps[0], timestamps[-1], text))
         return text
 

@@ -140,9 +140,18 @@ class Summarizer:
         self._events_written = 0
 
     def run(self, source: Source) -> RunResult:
+        """The run's record is written with its first frame (or when a live source is lost or the run is
+        stopped first): a file that cannot be read raises its ``EdgekitError`` and leaves no trace."""
         s = self.settings
-        self.timeline.start_run(source.name, asdict(s), getattr(self.captioner, "description",
-                                                                type(self.captioner).__name__))
+        started = False
+
+        def start() -> None:
+            nonlocal started
+            if not started:
+                self.timeline.start_run(source.name, asdict(s), getattr(self.captioner, "description",
+                                                                        type(self.captioner).__name__))
+                started = True
+
         selector = FrameSelector(s.fps, s.change_threshold, s.cut_threshold)
         items: Iterator = selected_frames(source, selector, s)
         reader = None
@@ -155,6 +164,7 @@ class Summarizer:
         try:
             with stop_on_sigterm():
                 for t, kept in items:
+                    start()
                     if t >= segment.end:
                         self._close(segment, source)
                         index = int(t // s.segment_s)
@@ -164,20 +174,24 @@ class Summarizer:
                             next_summary = (segment.start // s.summary_every_s + 1) * s.summary_every_s
                     if kept is not None:
                         self._add(segment, kept)
+                start()  # a source that ended without a frame kept (e.g. only unreadable images) is a run too
                 segment.end = max(segment.start, t)
                 self._close(segment, source)
         except KeyboardInterrupt as err:
+            start()
             reason = "interrupted"
             message = f"stopped by {'SIGTERM' if isinstance(err, _Stop) else 'Ctrl-C'}"
             if segment.frames:
                 message += f"; {len(segment.frames)} frames from {segment.start:.1f} s on were not captioned"
-        except SourceLost as err:
+        except SourceLost as err:  # a camera that is not there is a run too: the service retries it
+            start()
             reason, message, error = "disconnected", str(err), err
             segment.end = max(segment.start, t)
             self._close(segment, source)  # what was seen before the loss is captioned
-        except EdgekitError as err:  # e.g. an unreadable file: the run's record says so, then the caller does
-            self._write_events(source)
-            self.timeline.stop("error", t, str(err), self._stats(selector, source, reader))
+        except EdgekitError as err:  # after the first frame the run's record says so; then the caller does
+            if started:
+                self._write_events(source)
+                self.timeline.stop("error", t, str(err), self._stats(selector, source, reader))
             raise
         if source.stopped_early:
             reason, message = "truncated", source.stopped_early

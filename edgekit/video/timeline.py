@@ -1,17 +1,17 @@
-"""The summarizer's output folder: an append-only timeline that survives a crash at any moment.
+"""The summarizer's output folder: a timeline store (``timeline.db``, see ``store``) and key-frame
+thumbnails under ``frames/``; ``timeline.json`` and ``timeline.md`` are exports made on demand
+(``export``). An older folder's ``timeline.jsonl`` is imported into the store once, then renamed
+``timeline.jsonl.imported``.
 
-``timeline.jsonl`` is the record: one JSON object per line (a run starting, a captioned segment, a
-summary, an event such as a reconnect, the run stopping), each flushed and fsynced as it is written.
-``timeline.json`` and ``timeline.md`` are regenerated from it atomically after every record, and the
-key-frame thumbnails are JPEGs under ``frames/``. A line torn by a power cut is dropped on the next
-``--append`` run; nothing before it is lost.
+``Timeline`` writes one run. Nothing is created until the run's first record: a source that cannot be
+opened leaves the folder as it was, so the retry on the right file is not refused.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import socket
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,81 +22,163 @@ import numpy as np
 from edgekit.errors import EdgekitError
 from edgekit.files import atomic_write_bytes, atomic_write_text
 from edgekit.video.sources import encode_jpeg
+from edgekit.video.store import DB, FRAMES, Retention, Store, iso, one_line
 
-FORMAT = "edgekit-timeline"
-VERSION = 1
-RECORDS = "timeline.jsonl"
-FRAMES = "frames"
-_GROUPS = {"segment": "segments", "summary": "summaries", "event": "events"}
+RECORDS = "timeline.jsonl"  # the format before the store: imported once
+
+
+def default_camera() -> str:
+    """The camera id when none is given: this machine's host name."""
+    return camera_id(socket.gethostname())
+
+
+def camera_id(name: str) -> str:
+    """``name`` as an id usable in MQTT topics and Home Assistant object ids (a-z, 0-9, _ and -)."""
+    cleaned = "".join(c if c.isalnum() or c in "_-" else "_" for c in name.lower()).strip("_")
+    if not cleaned:
+        raise EdgekitError(f"{name!r} is not usable as a camera id", "pass --camera with letters or digits")
+    return cleaned
+
+
+def holds_timeline(out: Path) -> bool:
+    return (Path(out) / RECORDS).exists() or (Path(out) / DB).exists()
+
+
+def open_store(out: Path, camera: str, retention: Retention | None = None,
+               outbox_prefix: str | None = None) -> Store:
+    """The store in ``out`` (created if absent), with an older ``timeline.jsonl`` imported into it once."""
+    store = Store(out, create=True, retention=retention, outbox_prefix=outbox_prefix)
+    jsonl = Path(out) / RECORDS
+    if jsonl.exists():
+        if store.meta("imported_jsonl") is None:
+            records = read_records(jsonl)
+            with store.transaction() as db:
+                for record in from_jsonl(records, camera):
+                    store._insert(db, record)
+                db.execute("INSERT INTO meta VALUES ('imported_jsonl', ?)", (str(len(records)),))
+        jsonl.rename(jsonl.with_name(RECORDS + ".imported"))
+    return store
+
+
+def from_jsonl(records: Sequence[dict[str, Any]], camera: str) -> list[dict[str, Any]]:
+    """The records of an old ``timeline.jsonl`` as store records: a camera id, a record id, and wall-clock
+    times counted from their run's start."""
+    started: dict[int, float] = {}
+    converted = []
+    for record in records:
+        r = {**record, "camera": camera}
+        if r["type"] == "run":
+            started[r["run"]] = datetime.fromisoformat(r["started_at"]).timestamp()
+        elif r["run"] not in started:
+            continue  # a record whose run record is missing: nothing to hang it on
+        else:
+            r["wall"] = iso(started[r["run"]] + r.get("start", r.get("t", 0.0)))
+            r["id"] = record_id(r)
+        converted.append(r)
+    return converted
+
+
+def record_id(r: dict[str, Any]) -> str:
+    """Unique per camera and stable across re-sends: what MQTT receivers drop duplicates by."""
+    base = f"{r['camera']}/{r['run']}"
+    if r["type"] == "segment":
+        return f"{base}/segment/{r['index']}"
+    if r["type"] == "summary":
+        return f"{base}/summary/{r['start']}-{r['end']}{'/final' if r['final'] else ''}"
+    if r["type"] == "event":
+        return f"{base}/event/{r['t']}/{r['text'][:40]}"
+    return f"{base}/{r['type']}"
 
 
 class Timeline:
-    """Writes the records of one run into ``out`` (``mode``: new, append or overwrite)."""
+    """Writes the records of one run of camera ``camera`` into ``out`` (``mode``: new, append or overwrite).
+    The store is opened (and, for overwrite, the old timeline removed) at the first record."""
 
-    def __init__(self, out: Path, mode: str = "new") -> None:
+    def __init__(self, out: Path, mode: str = "new", camera: str | None = None,
+                 retention: Retention | None = None, outbox_prefix: str | None = None) -> None:
         self.out = Path(out)
-        self.path = self.out / RECORDS
         if mode not in ("new", "append", "overwrite"):
             raise EdgekitError(f"unknown timeline mode {mode!r}", "use new, append or overwrite")
-        if self.path.exists() and mode == "new":
+        if mode == "new" and holds_timeline(self.out):
             raise EdgekitError(f"{self.out} already holds a timeline",
                                "pass --append to continue it, --overwrite to start over, or another -o folder")
-        if mode == "overwrite":
-            for name in (RECORDS, "timeline.json", "timeline.md"):
-                (self.out / name).unlink(missing_ok=True)
-            shutil.rmtree(self.out / FRAMES, ignore_errors=True)
-        (self.out / FRAMES).mkdir(parents=True, exist_ok=True)
-        self.records = read_records(self.path, repair=True)
-        self.run = 1 + max((r.get("run", 0) for r in self.records), default=0)
+        if self.out.exists() and not self.out.is_dir():
+            raise EdgekitError(f"{self.out} is a file", "pass a folder for -o")
+        self.mode = mode
+        self.camera = camera_id(camera) if camera else default_camera()
+        self.retention = retention
+        self.outbox_prefix = outbox_prefix
+        self.store: Store | None = None
+        self.run = 0
+        self.started = 0.0
+
+    def open(self) -> Store:
+        if self.store is None:
+            if self.mode == "overwrite":
+                for name in (RECORDS, DB, DB + "-wal", DB + "-shm", "timeline.json", "timeline.md"):
+                    (self.out / name).unlink(missing_ok=True)
+                shutil.rmtree(self.out / FRAMES, ignore_errors=True)
+            self.store = open_store(self.out, self.camera, self.retention, self.outbox_prefix)
+            self.run = self.store.next_run(self.camera)
+        return self.store
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
     def _write(self, record: dict[str, Any]) -> dict[str, Any]:
-        record = {"type": record.pop("type"), "run": self.run, **record}
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        self.records.append(record)
-        self.render()
+        store = self.open()
+        record = {"type": record.pop("type"), "camera": self.camera, "run": self.run, **record}
+        record["id"] = record_id(record)
+        store.add(record)
         return record
 
+    def _wall(self, t: float) -> str:
+        return iso(self.started + t)
+
     def start_run(self, source: str, settings: dict[str, Any], captioner: str) -> dict[str, Any]:
-        return self._write({"type": "run", "source": source, "started_at": _now(), "captioner": captioner,
-                            "settings": settings})
+        now = datetime.now(timezone.utc)
+        self.started = now.timestamp()
+        return self._write({"type": "run", "source": source, "started_at": now.isoformat(timespec="milliseconds"),
+                            "captioner": captioner, "settings": settings})
 
     def add_segment(self, index: int, start: float, end: float, timestamps: Sequence[float],
                     cuts: Sequence[float], caption: str, keyframes: Sequence[np.ndarray]) -> dict[str, Any]:
-        """Save the key frames as JPEGs, then append the segment record."""
+        """Save the key frames as JPEGs, then write the segment (its caption made one line)."""
+        store = self.open()
         thumbnails = []
         for k, image in enumerate(keyframes):
-            name = f"{FRAMES}/run{self.run}-seg{index:05d}-{k}.jpg"
-            atomic_write_bytes(self.out / name, encode_jpeg(image))
+            name = f"{FRAMES}/{self.camera}-run{self.run}-seg{index:05d}-{k}.jpg"
+            atomic_write_bytes(store.out / name, encode_jpeg(image))
             thumbnails.append(name)
         return self._write({"type": "segment", "index": index, "start": round(start, 3), "end": round(end, 3),
-                            "frames": len(timestamps), "timestamps": [round(t, 3) for t in timestamps],
-                            "cuts": [round(t, 3) for t in cuts], "caption": caption, "thumbnails": thumbnails})
+                            "wall": self._wall(start), "frames": len(timestamps),
+                            "timestamps": [round(t, 3) for t in timestamps], "cuts": [round(t, 3) for t in cuts],
+                            "caption": one_line(caption), "thumbnails": thumbnails})
 
     def add_summary(self, start: float, end: float, text: str, final: bool) -> dict[str, Any]:
-        return self._write({"type": "summary", "start": round(start, 3), "end": round(end, 3), "text": text,
-                            "final": final})
+        return self._write({"type": "summary", "start": round(start, 3), "end": round(end, 3),
+                            "wall": self._wall(start), "text": text.strip(), "final": final})
 
     def add_event(self, t: float, text: str) -> dict[str, Any]:
-        return self._write({"type": "event", "t": round(t, 3), "text": text})
+        return self._write({"type": "event", "t": round(t, 3), "wall": self._wall(t), "text": one_line(text)})
 
     def stop(self, reason: str, t: float, message: str, stats: dict[str, Any]) -> dict[str, Any]:
         return self._write({"type": "stop", "reason": reason, "t": round(t, 3), "message": message,
-                            "stopped_at": _now(), **stats})
-
-    def render(self) -> None:
-        """Regenerate ``timeline.json`` and ``timeline.md`` from the records (atomically)."""
-        document = to_document(self.records)
-        atomic_write_text(self.out / "timeline.json", json.dumps(document, indent=1, ensure_ascii=False) + "\n")
-        atomic_write_text(self.out / "timeline.md", to_markdown(document))
+                            "stopped_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **stats})
 
 
-def read_records(path: Path, repair: bool = False) -> list[dict[str, Any]]:
-    """The records of a ``timeline.jsonl``; a torn last line is ignored (and cut off with ``repair``)."""
-    if not Path(path).exists():
-        return []
+def export(store: Store, camera: str | None = None) -> list[Path]:
+    """Write ``timeline.json`` and ``timeline.md`` (atomically) beside the store: one camera or all."""
+    document = store.document(camera)
+    paths = [store.out / "timeline.json", store.out / "timeline.md"]
+    atomic_write_text(paths[0], json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(paths[1], to_markdown(document))
+    return paths
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The records of an old ``timeline.jsonl``; a line torn by a power cut (the last one) is ignored."""
     data = Path(path).read_bytes()
     records, good = [], 0
     for line in data.splitlines(keepends=True):
@@ -108,40 +190,16 @@ def read_records(path: Path, repair: bool = False) -> list[dict[str, Any]]:
             if good + len(line) < len(data):  # damage before the last line is not a torn write
                 raise EdgekitError(f"{path} is corrupt at byte {good}",
                                    "move it away (or pass --overwrite) to start a new timeline") from None
-            if repair:
-                with open(path, "r+b") as f:
-                    f.truncate(good)
             break
         good += len(line)
     return records
-
-
-def to_document(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The records grouped per run: segments, summaries, events, how it stopped and its final summary."""
-    runs: dict[int, dict[str, Any]] = {}
-    for record in records:
-        fields = {k: v for k, v in record.items() if k not in ("type", "run")}
-        if record["type"] == "run":
-            runs[record["run"]] = {"run": record["run"], **fields, "segments": [], "summaries": [], "events": [],
-                                   "stop": None, "summary": None}
-            continue
-        run = runs.get(record["run"])
-        if run is None:
-            continue
-        if record["type"] == "stop":
-            run["stop"] = fields
-        else:
-            run[_GROUPS[record["type"]]].append(fields)
-            if record["type"] == "summary" and record["final"]:
-                run["summary"] = record["text"]
-    return {"format": FORMAT, "version": VERSION, "runs": list(runs.values())}
 
 
 def to_markdown(document: dict[str, Any]) -> str:
     lines = ["# Video timeline", ""]
     for run in document["runs"]:
         s = run["settings"]
-        lines += [f"## Run {run['run']}: {run['source']}", "",
+        lines += [f"## {run['camera']}, run {run['run']}: {run['source']}", "",
                   f"Started {run['started_at']}; {s['fps']:g} fps at most, {s['size']} px, segments of "
                   f"{s['segment_s']:g} s. Captions: {run['captioner']}.", ""]
         if run["segments"]:
@@ -152,11 +210,11 @@ def to_markdown(document: dict[str, Any]) -> str:
                              f"{_cell(seg['caption'])} | {images} |")
             lines.append("")
         for event in run["events"]:
-            lines.append(f"- {clock(event['t'])}: {event['text']}")
+            lines.append(f"- {clock(event['t'])}: {_line(event['text'])}")
         periodic = [x for x in run["summaries"] if not x["final"]]
         if periodic:
             lines += ["", "### Summaries so far", ""]
-            lines += [f"- {clock(x['start'])}-{clock(x['end'])}: {x['text']}" for x in periodic]
+            lines += [f"- {clock(x['start'])}-{clock(x['end'])}: {_line(x['text'])}" for x in periodic]
         if run["summary"] is not None:
             lines += ["", "### Summary", "", run["summary"] or "(empty)"]
         stop = run["stop"]
@@ -172,8 +230,8 @@ def clock(seconds: float) -> str:
 
 
 def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|") or "(empty)"
+    return one_line(text).replace("|", "\\|") or "(empty)"
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def _line(text: str) -> str:
+    return one_line(text) or "(empty)"
