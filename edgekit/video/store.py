@@ -186,9 +186,14 @@ class Store:
                 db.execute("DELETE FROM segments WHERE wall < ?", (cutoff,))
                 db.execute("DELETE FROM summaries WHERE wall < ?", (cutoff,))
                 db.execute("DELETE FROM events WHERE wall < ?", (cutoff,))
-        while cap is not None and self.size_bytes() > cap:
+        while cap is not None and (excess := self.size_bytes() - cap) > 0:
             with self.transaction() as db:
-                batch = db.execute("SELECT id, thumbnails FROM segments ORDER BY wall LIMIT 64").fetchall()
+                batch, freed = [], 0  # the oldest segments whose thumbnails cover the excess (at least one)
+                for row in db.execute("SELECT id, thumbnails, bytes FROM segments ORDER BY wall LIMIT 256"):
+                    batch.append(row)
+                    freed += row["bytes"] + 512  # a row's own share of the pages, roughly
+                    if freed >= excess:
+                        break
                 if not batch:
                     break
                 db.executemany("DELETE FROM segments WHERE id = ?", [(row["id"],) for row in batch])

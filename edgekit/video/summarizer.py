@@ -249,8 +249,9 @@ class Summarizer:
             text = self.captioner.summarize(items)
         except KeyboardInterrupt:  # a second Ctrl-C: skip the summary, keep the timeline
             return None
-        self.on_summary(self.timeline.add_summary(items[0][0], items[-1][1], text, final=True))
-        return text
+        record = self.timeline.add_summary(items[0][0], items[-1][1], text, final=True)
+        self.on_summary(record)
+        return record["text"]
 
     def _write_events(self, source: Source) -> None:
         for t, text in source.events[self._events_written:]:

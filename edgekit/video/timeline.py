@@ -144,7 +144,8 @@ class Timeline:
 
     def add_segment(self, index: int, start: float, end: float, timestamps: Sequence[float],
                     cuts: Sequence[float], caption: str, keyframes: Sequence[np.ndarray]) -> dict[str, Any]:
-        """Save the key frames as JPEGs, then write the segment (its caption made one line)."""
+        """Save the key frames as JPEGs, then write the segment. Captions, summaries and events are stored as
+        one line (a sampled newline would split a --live line or a Markdown row)."""
         store = self.open()
         thumbnails = []
         for k, image in enumerate(keyframes):
@@ -158,7 +159,7 @@ class Timeline:
 
     def add_summary(self, start: float, end: float, text: str, final: bool) -> dict[str, Any]:
         return self._write({"type": "summary", "start": round(start, 3), "end": round(end, 3),
-                            "wall": self._wall(start), "text": text.strip(), "final": final})
+                            "wall": self._wall(start), "text": one_line(text), "final": final})
 
     def add_event(self, t: float, text: str) -> dict[str, Any]:
         return self._write({"type": "event", "t": round(t, 3), "wall": self._wall(t), "text": one_line(text)})
