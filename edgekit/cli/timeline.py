@@ -34,3 +34,32 @@ def export_(out: Path = typer.Argument(..., help="Timeline folder (holds timelin
     except EdgekitError as err:
         fail(err)
     typer.echo(" ".join(str(p) for p in paths))
+
+
+@timeline_app.command()
+def collect(
+    mqtt: str = typer.Option(..., "--mqtt", help="Broker: mqtt://HOST:1883/PREFIX or mqtts://HOST:8883/PREFIX."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder of the fleet's store (one for every camera)."),
+    client_id: str = typer.Option("edgekit-collector", "--client-id", help="MQTT client id; the broker keeps "
+                                  "this session's messages while the collector is down."),
+    mqtt_user: Optional[str] = MQTT_USER, mqtt_password: Optional[str] = MQTT_PASSWORD,
+    mqtt_ca: Optional[Path] = MQTT_CA, mqtt_cert: Optional[Path] = MQTT_CERT, mqtt_key: Optional[Path] = MQTT_KEY,
+    mqtt_insecure: bool = MQTT_INSECURE,
+) -> None:
+    """Keep the records every camera publishes under PREFIX in one store, until Ctrl-C / SIGTERM."""
+    import signal
+
+    try:
+        target = broker(mqtt, mqtt_user, mqtt_password, mqtt_ca, mqtt_cert, mqtt_key, mqtt_insecure)
+        from edgekit.video.mqtt import Collector
+
+        ready = f"collecting {target.prefix}/+/... from {target.host}:{target.port} into {out / 'timeline.db'}"
+        collector = Collector(out, target, client_id, on_subscribed=lambda: typer.echo(ready, err=True))
+        collector.connect()
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        collector.run(stop)
+    except EdgekitError as err:
+        fail(err)
+    typer.echo(f"stopped: {collector.received} records kept, {collector.rejected} rejected", err=True)

@@ -20,6 +20,7 @@ import sqlite3
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ class Broker:
         except ValueError:
             raise EdgekitError(f"the port in {url!r} is not a number", "write it like mqtt://HOST:1883/PREFIX") from None
         prefix = parts.path.strip("/") or "edgekit"
-        if any(c in prefix for c in "#+"):
+        if any(c in prefix for c in "#+") or "#" in url:  # urlsplit reads "#..." as a fragment
             raise EdgekitError(f"the topic prefix {prefix!r} holds an MQTT wildcard", "use letters, digits, / and -")
         tls = parts.scheme == "mqtts" or ca is not None or cert is not None
         for path in (ca, cert, key):
@@ -189,10 +190,11 @@ class Publisher:
             time.sleep(0.01)
         return True
 
-    def close(self, timeout_s: float = 10.0) -> int:
-        """Give the backlog up to ``timeout_s`` to go out, say offline, disconnect; return what is left."""
+    def close(self, timeout_s: float = 5.0) -> int:
+        """Give the backlog up to ``timeout_s`` to go out (the broker may be coming back), say offline,
+        disconnect; return how many records are left in the outbox for the next run."""
         deadline = time.monotonic() + timeout_s
-        while self.connected.is_set() and self.pending() and time.monotonic() < deadline:
+        while self.pending() and time.monotonic() < deadline:
             time.sleep(0.05)
         self._stop.set()
         self._thread.join()
@@ -210,12 +212,15 @@ class Collector:
     """Subscribes to ``PREFIX/+/<kind>`` for every kind and writes each record into one store (duplicates
     dropped by id). A persistent session (fixed ``client_id``) keeps what arrives while it is down."""
 
-    def __init__(self, out: Path, broker: Broker, client_id: str = "edgekit-collector") -> None:
+    def __init__(self, out: Path, broker: Broker, client_id: str = "edgekit-collector",
+                 on_subscribed: Callable[[], None] = lambda: None) -> None:
         self.broker = broker
-        self.store = Store(out, create=True)
+        self.out = out
+        self.store: Store | None = None
         self.client = broker.client(client_id, clean_session=False)
         self.client.on_connect = self._connected
         self.client.on_message = self._message
+        self.client.on_subscribe = lambda *args: on_subscribed()
         self.received = self.rejected = 0
 
     def _connected(self, client, userdata, flags, reason_code, properties) -> None:
@@ -233,12 +238,17 @@ class Collector:
         except (ValueError, KeyError, TypeError, EdgekitError, sqlite3.Error):
             self.rejected += 1  # a stranger's message on our topics: skipped, counted
 
-    def run(self, stop: threading.Event) -> None:
+    def connect(self) -> None:
+        """Reach the broker, then open (or create) the store: an unreachable broker leaves no folder behind."""
         try:
             self.client.connect(self.broker.host, self.broker.port, keepalive=30)
         except OSError as err:
             raise EdgekitError(f"cannot reach the broker {self.broker.host}:{self.broker.port} ({err})",
                                "check the --mqtt address and that the broker runs") from None
+        self.store = Store(self.out, create=True)
+
+    def run(self, stop: threading.Event) -> None:
+        """Receive until ``stop`` is set (paho reconnects by itself when the broker drops)."""
         self.client.loop_start()
         try:
             stop.wait()
