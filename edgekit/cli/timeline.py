@@ -63,3 +63,25 @@ def collect(
     except EdgekitError as err:
         fail(err)
     typer.echo(f"stopped: {collector.received} records kept, {collector.rejected} rejected", err=True)
+
+
+@timeline_app.command()
+def serve(out: Path = typer.Argument(..., help="Timeline folder (holds timeline.db)."),
+          host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 for phones on the LAN."),
+          port: int = typer.Option(8080, "--port", help="Port to listen on.")) -> None:
+    """A web page over the store: a day of segments with thumbnails, summaries, search; until Ctrl-C."""
+    from edgekit.video.web import server
+
+    try:
+        httpd = server(out, host, port)
+    except EdgekitError as err:
+        fail(err)
+    except OSError as err:
+        fail(EdgekitError(f"cannot listen on {host}:{port} ({err.strerror})", "pass another --port"))
+    typer.echo(f"serving {out} on http://{host}:{httpd.server_port}/", err=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
