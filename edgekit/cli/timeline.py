@@ -10,7 +10,7 @@ import typer
 
 from edgekit.cli.app import app, fail
 from edgekit.cli.options import (MAX_CONTEXT, MQTT_CA, MQTT_CERT, MQTT_INSECURE, MQTT_KEY, MQTT_PASSWORD, MQTT_USER,
-                                 THREADS, broker, load_model)
+                                 SEED, TEMPERATURE, THREADS, TOP_K, broker, load_model, open_cache, sampling_params)
 from edgekit.errors import EdgekitError
 
 timeline_app = typer.Typer(no_args_is_help=True, help="Export, serve and collect timeline stores.")
@@ -85,3 +85,45 @@ def serve(out: Path = typer.Argument(..., help="Timeline folder (holds timeline.
         pass
     finally:
         httpd.server_close()
+
+
+@app.command()
+def ask(
+    out: Path = typer.Argument(..., help="Timeline folder (holds timeline.db)."),
+    question: str = typer.Argument(..., help='What to ask, e.g. "when did the red car arrive?"'),
+    bundle: Path = typer.Option(..., "--bundle", help="Bundle folder of the model that answers."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only segments from then on: 2026-12-01T08:00, 2h, 3d."),
+    until: Optional[str] = typer.Option(None, "--until", help="Only segments before then."),
+    camera: Optional[str] = CAMERA,
+    answer_tokens: int = typer.Option(96, "--answer-tokens", help="At most this many tokens in the answer."),
+    cache_file: Optional[Path] = typer.Option(None, "--cache", help="Keep the prompt cache in this file: the "
+                                              "instruction prefix is computed once for every question."),
+    threads: Optional[int] = THREADS, max_context: Optional[int] = MAX_CONTEXT,
+    temperature: float = TEMPERATURE, top_k: int = TOP_K, seed: Optional[int] = SEED,
+) -> None:
+    """Answer a question from the timeline's captions, citing the segment times it used."""
+    from edgekit.video.ask import answer, build_prompt, parse_time, retrieve, when
+    from edgekit.video.store import Store
+
+    try:
+        if answer_tokens < 1:
+            raise EdgekitError(f"--answer-tokens {answer_tokens} leaves no room for an answer", "pass 1 or more")
+        store = Store(out)
+        window = (parse_time(since) if since else None, parse_time(until) if until else None)
+        ranked = retrieve(store, question, *window, camera=camera)
+        if not ranked:
+            raise EdgekitError("the timeline holds no segment in that window",
+                               "widen --since/--until or check --camera")
+        model = load_model(bundle, threads, max_context)
+        prompt = build_prompt(model, question, ranked, answer_tokens)
+        cache = open_cache(model, cache_file)
+        text = answer(model, cache, prompt, sampling_params(temperature, top_k, 1.0, 1.0, seed), answer_tokens)
+        if cache_file is not None:
+            cache.save(cache_file)
+    except EdgekitError as err:
+        fail(err)
+    typer.echo(text or "(no answer)")
+    typer.echo(f"sources ({len(prompt.used)} segments" + (f", {prompt.left_out} more left out to fit the context"
+                                                           if prompt.left_out else "") + "):")
+    for s in prompt.used:
+        typer.echo(f"  [{when(s)}] {s['camera']}: {s['caption']}")
