@@ -170,12 +170,23 @@ def runner(tmp_path: Path, bundle: Path, source: str, **env: str) -> subprocess.
 
 def test_pi_runner_ends_when_the_source_ends(int4_bundle, tmp_path):
     video = write_video(tmp_path / "v.avi", [(RED, 1.0), (BLUE, 1.0)])
-    proc = runner(tmp_path, int4_bundle, str(video))
+    proc = runner(tmp_path, int4_bundle, str(video), EDGEKIT_CAMERA="Pi Porch", EDGEKIT_MAX_STORE="1GB")
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0 and "edgekit-summarizer: the source ended" in stderr, stderr
     assert stdout.count("] ") >= 2  # --live captions, for the journal
     (run,) = timeline(tmp_path / "out")["runs"]
-    assert run["stop"]["reason"] == "end"
+    assert run["stop"]["reason"] == "end" and run["camera"] == "pi_porch"
+
+
+def test_pi_runner_passes_store_and_mqtt_settings(tmp_path):
+    """Wrong store or MQTT settings reach `edgekit summarize` (exit 2: not restarted)."""
+    for env, message in [({"EDGEKIT_KEEP": "a week"}, "cannot read the duration 'a week'"),
+                         ({"EDGEKIT_MAX_STORE": "lots"}, "cannot read the size 'lots'"),
+                         ({"EDGEKIT_MQTT": "http://broker"}, "cannot read the broker address 'http://broker'"),
+                         ({"EDGEKIT_MQTT": "mqtts://b", "EDGEKIT_MQTT_CA": "/no/ca.pem"}, "no file at /no/ca.pem")]:
+        proc = runner(tmp_path, tmp_path, "0", **env)
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 2 and message in stderr and "not restarting" in stderr, stderr
 
 
 def test_pi_runner_restarts_a_lost_camera_then_gives_up(int4_bundle, tmp_path):
@@ -212,7 +223,7 @@ def test_systemd_unit_is_valid(tmp_path):
     assert settings["EnvironmentFile"] == "/etc/default/edgekit-summarizer"
     env = dict(line.split("=", 1) for line in (PI / "edgekit-summarizer.env").read_text().splitlines()
                if "=" in line and not line.startswith("#"))
-    assert {"EDGEKIT_BUNDLE", "EDGEKIT_SOURCE", "EDGEKIT_OUT"} <= set(env)
+    assert {"EDGEKIT_BUNDLE", "EDGEKIT_SOURCE", "EDGEKIT_OUT", "EDGEKIT_KEEP", "EDGEKIT_MQTT"} <= set(env)
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed (the unit's keys were checked above)")

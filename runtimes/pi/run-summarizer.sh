@@ -6,6 +6,12 @@
 #   EDGEKIT_OUT             timeline folder (default /var/lib/edgekit-summarizer); runs are appended
 #   EDGEKIT_FPS (1)  EDGEKIT_SIZE (224)  EDGEKIT_SEGMENT (10s)  EDGEKIT_SUMMARY_EVERY (5m)  EDGEKIT_THREADS (4)
 #   EDGEKIT_RECONNECT (5)   reconnect tries inside one run when the camera drops (back-off from 1 s)
+#   EDGEKIT_CAMERA          camera id on every record and MQTT topic (default: the host name)
+#   EDGEKIT_KEEP (30d)      delete segments and thumbnails older than this; empty keeps everything
+#   EDGEKIT_MAX_STORE       and the oldest while the store + thumbnails exceed this size (e.g. 4GB)
+#   EDGEKIT_MQTT            broker, mqtt://HOST:1883/PREFIX or mqtts://HOST:8883/PREFIX (empty: no MQTT)
+#   EDGEKIT_MQTT_USER, EDGEKIT_MQTT_PASSWORD   read by edgekit itself (kept off the command line)
+#   EDGEKIT_MQTT_CA, EDGEKIT_MQTT_CERT, EDGEKIT_MQTT_KEY   PEM files for TLS
 #   EDGEKIT_MAX_RESTARTS (0 = forever)  EDGEKIT_RESTART_DELAY (10 s, doubled per restart up to 300 s)
 #   EDGEKIT_PYTHON (python3)
 # `edgekit summarize` exits 0 when the source ended, 2 when a setting is wrong (not restarted: fix it),
@@ -30,12 +36,23 @@ stop() {
 }
 trap stop TERM INT
 
+# the optional settings, each passed only when set
+extra=()
+add() { if [ -n "$2" ]; then extra+=("$1" "$2"); fi; }
+add --camera "${EDGEKIT_CAMERA:-}"
+add --keep "${EDGEKIT_KEEP-30d}"
+add --max-store "${EDGEKIT_MAX_STORE:-}"
+add --mqtt "${EDGEKIT_MQTT:-}"
+add --mqtt-ca "${EDGEKIT_MQTT_CA:-}"
+add --mqtt-cert "${EDGEKIT_MQTT_CERT:-}"
+add --mqtt-key "${EDGEKIT_MQTT_KEY:-}"
+
 restarts=0
 while :; do
     PYTHONUNBUFFERED=1 "$python" -m edgekit summarize "$bundle" "$source_" -o "$out" --append --live \
         --fps "${EDGEKIT_FPS:-1}" --size "${EDGEKIT_SIZE:-224}" --segment "${EDGEKIT_SEGMENT:-10s}" \
         --summary-every "${EDGEKIT_SUMMARY_EVERY:-5m}" --threads "${EDGEKIT_THREADS:-4}" \
-        --reconnect "${EDGEKIT_RECONNECT:-5}" &
+        --reconnect "${EDGEKIT_RECONNECT:-5}" ${extra[@]+"${extra[@]}"} &
     child=$!
     wait "$child"
     rc=$?
