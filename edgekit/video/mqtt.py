@@ -23,14 +23,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 
 from edgekit.errors import EdgekitError
 from edgekit.video.store import Store
-from edgekit.video.timeline import Timeline
+
+if TYPE_CHECKING:  # a collector needs no OpenCV
+    from edgekit.video.timeline import Timeline
 
 KINDS = ("run", "segment", "summary", "event", "stop")
 DISCOVERY = "homeassistant"

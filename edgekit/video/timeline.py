@@ -21,7 +21,6 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.files import atomic_write_bytes, atomic_write_text
-from edgekit.video.sources import encode_jpeg
 from edgekit.video.store import DB, FRAMES, Retention, Store, iso, one_line
 
 RECORDS = "timeline.jsonl"  # the format before the store: imported once
@@ -146,6 +145,8 @@ class Timeline:
                     cuts: Sequence[float], caption: str, keyframes: Sequence[np.ndarray]) -> dict[str, Any]:
         """Save the key frames as JPEGs, then write the segment. Captions, summaries and events are stored as
         one line (a sampled newline would split a --live line or a Markdown row)."""
+        from edgekit.video.sources import encode_jpeg  # here: what only reads a store (export) needs no OpenCV
+
         store = self.open()
         thumbnails = []
         for k, image in enumerate(keyframes):
