@@ -24,18 +24,31 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    def __init__(self, folder: Path) -> None:
+    """``tls``: the listener speaks TLS with a certificate for 127.0.0.1 signed by a CA made for the test
+    (``ca.pem``), and wants user ``edgekit`` with password ``secret``."""
+
+    def __init__(self, folder: Path, tls: bool = False) -> None:
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(self.binary).exists():
             pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run installs it)")
         self.folder = folder
         self.port = free_port()
+        self.tls = tls
         self.config = folder / "mosquitto.conf"
         # run as whoever runs the tests (as root, mosquitto would switch to its own user, which cannot
         # write the persistence file into the test's folder)
-        self.config.write_text(f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                               "persistence true\n"
-                               f"persistence_location {folder}/\nautosave_interval 1\nlog_dest stderr\n")
+        config = (f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\npersistence true\n"
+                  f"persistence_location {folder}/\nautosave_interval 1\nlog_dest stderr\n")
+        if tls:
+            make_certificates(folder)
+            (folder / "passwords").write_text("edgekit:secret\n")
+            subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-U",
+                            str(folder / "passwords")], check=True, capture_output=True)
+            config += (f"cafile {folder}/ca.pem\ncertfile {folder}/server.pem\nkeyfile {folder}/server.key\n"
+                       f"allow_anonymous false\npassword_file {folder}/passwords\n")
+        else:
+            config += "allow_anonymous true\n"
+        self.config.write_text(config)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Mosquitto:
@@ -57,7 +70,21 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}/test/edgekit"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}/test/edgekit"
+
+
+def make_certificates(folder: Path) -> None:
+    """A CA and a server certificate for 127.0.0.1 signed by it (openssl)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=edgekit test CA",
+            "-keyout", "ca.key", "-out", "ca.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key",
+            "-out", "server.csr")
+    (folder / "san.ext").write_text("subjectAltName = IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+            "-extfile", "san.ext", "-out", "server.pem")
 
 
 class Subscriber:

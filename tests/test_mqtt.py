@@ -140,6 +140,37 @@ def test_collect_keeps_a_fleet_in_one_store(mosquitto, tmp_path):
     assert [r["stop"]["reason"] for r in fleet.document()["runs"]] == ["end", "end"]
 
 
+def test_tls_with_a_private_ca_and_a_password(tmp_path):
+    """mqtts:// with --mqtt-ca and a user: the records arrive; a wrong password or no CA gets nothing through."""
+    broker = Mosquitto(tmp_path, tls=True).start()
+    try:
+        ca = tmp_path / "ca.pem"
+        received = []
+        reader = Broker.from_url(broker.url, username="edgekit", password="secret", ca=ca).client("test-reader")
+        reader.on_connect = lambda c, u, f, rc, p: c.subscribe("test/edgekit/#", qos=1)
+        reader.on_message = lambda c, u, m: m.topic.endswith("/status") or received.append(json.loads(m.payload))
+        reader.connect("127.0.0.1", broker.port)
+        reader.loop_start()
+        for name, options, expected in [("good", {"password": "secret", "ca": ca}, 0),
+                                        ("bad-password", {"password": "wrong", "ca": ca}, 3),
+                                        ("no-ca", {"password": "secret"}, 3)]:
+            timeline = Timeline(tmp_path / name, camera=name, outbox_prefix="test/edgekit")
+            publisher = Publisher(timeline, Broker.from_url(broker.url, username="edgekit", **options)).start()
+            timeline.start_run("test", {"fps": 2.0, "size": 224, "segment_s": 1.0}, "test")
+            timeline.add_segment(0, 0, 1, [0], [], f"{name} caption", [FRAME])
+            timeline.stop("end", 1, "the source ended", {})
+            assert publisher.close(timeout_s=10 if expected == 0 else 2) == expected  # kept in the outbox
+            timeline.close()
+        deadline = time.monotonic() + 10
+        while len(received) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [r["id"] for r in received] == ["good/1/run", "good/1/segment/0", "good/1/stop"]
+        reader.disconnect()
+        reader.loop_stop()
+    finally:
+        broker.kill()
+
+
 def test_a_broker_that_is_not_there_is_one_line(tmp_path):
     proc = edgekit("timeline", "collect", "--mqtt", "mqtt://127.0.0.1:1/x", "-o", "fleet", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith("error: cannot reach the broker 127.0.0.1:1"), proc.stderr
