@@ -115,3 +115,14 @@ def test_a_folder_that_is_not_a_store_is_one_clear_error(tmp_path):
     (tmp_path / "timeline.db").write_bytes(b"not sqlite" * 100)
     with pytest.raises(EdgekitError, match="not a usable timeline store"):
         Store(tmp_path)
+
+
+def test_a_record_cannot_point_thumbnails_outside_frames(tmp_path):
+    """What the collector receives comes from the network: retention deletes thumbnails, so their names are
+    checked."""
+    (record,) = write(tmp_path / "out", ["one"])
+    store = Store(tmp_path / "out")
+    for names in (["../timeline.db"], ["/etc/passwd"], ["frames/../../x"], "frames/a.jpg", [3]):
+        with pytest.raises(EdgekitError, match="not files under frames/"):
+            store.add({**record, "id": "x/1/segment/9", "thumbnails": names})
+    assert len(store.segments()) == 1

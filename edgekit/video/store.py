@@ -156,6 +156,7 @@ class Store:
             cur = db.execute("UPDATE runs SET stop = ? WHERE camera = ? AND run = ? AND stop IS NULL",
                              (json.dumps(stop), camera, run))
         elif kind == "segment":
+            _check_thumbnails(r["thumbnails"])
             cur = db.execute(
                 'INSERT OR IGNORE INTO segments(uid, camera, run, idx, start, "end", wall, frames, timestamps, cuts, '
                 "caption, thumbnails, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -304,6 +305,16 @@ class Store:
             if run is not None:
                 run["events"].append({"id": row["uid"], "t": row["t"], "wall": iso(row["wall"]), "text": row["text"]})
         return {"format": "edgekit-timeline", "version": 2, "runs": list(runs.values())}
+
+
+def _check_thumbnails(names: Any) -> None:
+    """Thumbnails are ``frames/NAME``: a record from the network must not point retention (which deletes
+    them) or the web page anywhere else."""
+    if not isinstance(names, list) or not all(
+            isinstance(n, str) and n.startswith(FRAMES + "/") and re.fullmatch(r"[\w.-]+", n[len(FRAMES) + 1:])
+            and ".." not in n for n in names):
+        raise EdgekitError(f"a segment's thumbnails {str(names)[:80]!r} are not files under {FRAMES}/",
+                           "records must come from edgekit summarize")
 
 
 def fts_words(query: str) -> list[str]:
