@@ -84,7 +84,7 @@ class Broker:
             client.tls_set(ca_certs=str(self.ca) if self.ca else None, certfile=str(self.cert) if self.cert else None,
                            keyfile=str(self.key) if self.key else None, cert_reqs=ssl.CERT_REQUIRED)
             client.tls_insecure_set(self.insecure)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=4)  # a broker back is used within seconds
         return client
 
 
