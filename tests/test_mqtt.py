@@ -114,24 +114,28 @@ def test_collect_keeps_a_fleet_in_one_store(mosquitto, tmp_path):
     collector = subprocess.Popen([sys.executable, "-m", "edgekit", "timeline", "collect", "--mqtt", mosquitto.url,
                                   "-o", str(tmp_path / "fleet")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True)
-    assert collector.stderr.readline().startswith("collecting test/edgekit/+/..."), collector.communicate()
-    single("test/edgekit/porch/segment", b"\xff not json", qos=1, port=mosquitto.port)  # a stranger: rejected
-    for camera in ("garage", "porch"):
-        timeline = Timeline(tmp_path / camera, camera=camera, outbox_prefix="test/edgekit")
-        publisher = Publisher(timeline, Broker.from_url(mosquitto.url)).start()
-        timeline.start_run("test", {"fps": 2.0, "size": 224, "segment_s": 1.0}, "test")
-        records = [timeline.add_segment(i, i, i + 1, [i], [], f"{camera} segment {i}", [FRAME]) for i in range(3)]
-        timeline.stop("end", 3, "the source ended", {})
-        assert publisher.close(timeout_s=30) == 0
-        timeline.close()
-        again = json.dumps(records[0])  # a re-send (QoS 1 is at least once): dropped by its id
-        single("test/edgekit/{camera}/segment".format(camera=camera), again, qos=1, port=mosquitto.port)
-    fleet = Store(tmp_path / "fleet")
-    deadline = time.monotonic() + 30
-    while len(fleet.segments()) < 6 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    collector.send_signal(signal.SIGTERM)
-    _, stderr = collector.communicate(timeout=30)
+    try:
+        assert collector.stderr.readline().startswith("collecting test/edgekit/+/..."), collector.communicate()
+        single("test/edgekit/porch/segment", b"\xff not json", qos=1, port=mosquitto.port)  # a stranger: rejected
+        for camera in ("garage", "porch"):
+            timeline = Timeline(tmp_path / camera, camera=camera, outbox_prefix="test/edgekit")
+            publisher = Publisher(timeline, Broker.from_url(mosquitto.url)).start()
+            timeline.start_run("test", {"fps": 2.0, "size": 224, "segment_s": 1.0}, "test")
+            records = [timeline.add_segment(i, i, i + 1, [i], [], f"{camera} segment {i}", [FRAME]) for i in range(3)]
+            timeline.stop("end", 3, "the source ended", {})
+            assert publisher.close(timeout_s=30) == 0
+            timeline.close()
+            again = json.dumps(records[0])  # a re-send (QoS 1 is at least once): dropped by its id
+            single("test/edgekit/{camera}/segment".format(camera=camera), again, qos=1, port=mosquitto.port)
+        fleet = Store(tmp_path / "fleet")
+        deadline = time.monotonic() + 30
+        while len(fleet.segments()) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        collector.send_signal(signal.SIGTERM)
+        _, stderr = collector.communicate(timeout=30)
+    finally:
+        if collector.poll() is None:  # a failed assertion above must not leave it running
+            collector.kill()
     assert collector.returncode == 0 and "1 rejected" in stderr, stderr
     assert fleet.cameras() == ["garage", "porch"]
     assert [(s["camera"], s["caption"]) for s in fleet.segments(camera="porch")] == [
