@@ -36,7 +36,7 @@ def check_context(bundle: Bundle, max_context: int | None) -> None:
         return
     if isinstance(max_context, bool) or not isinstance(max_context, int) or max_context < 1:
         raise EdgekitError(f"max_context {max_context!r} is not a number of tokens", "pass at least 1")
-    config = bundle.manifest["source"]["config"]
+    config = bundle.manifest.config
     positions = config.get("text_config", config).get("max_position_embeddings")
     if isinstance(positions, int) and max_context > positions:
         raise EdgekitError(f"max_context {max_context} is past the model's {positions} positions",

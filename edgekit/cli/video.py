@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from edgekit.cli.app import app, fail
-from edgekit.cli.options import (MAX_CONTEXT, SEED, TEMPERATURE, THREADS, TOP_K, load_model, parse_duration,
-                                 sampling_params)
+from edgekit.cli.options import (MAX_CONTEXT, SEED, TEMPERATURE, THREADS, TOP_K, check_counts, load_model,
+                                 parse_duration, sampling_params)
 from edgekit.errors import EdgekitError
 
 _VISION_NOTE = ("note: this bundle has no vision tower, so captions come from frame statistics (colour, "
@@ -55,6 +55,7 @@ def summarize(
                        f"[{clock(record['start'])}-{clock(record['end'])}]: {record['text']}")
 
     try:
+        check_counts(caption_tokens=caption_tokens)
         if append and overwrite:
             raise EdgekitError("--append and --overwrite exclude each other", "pass one of them")
         settings = SummarizerSettings(fps=fps, size=size, segment_s=parse_duration(segment),

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.files import atomic_write_bytes, atomic_write_text
+from edgekit.files import atomic_write_bytes, atomic_write_text, check_writable_folder, write_error
 from edgekit.video.sources import encode_jpeg
 
 FORMAT = "edgekit-timeline"
@@ -38,6 +38,9 @@ class Timeline:
         self.path = self.out / RECORDS
         if mode not in ("new", "append", "overwrite"):
             raise EdgekitError(f"unknown timeline mode {mode!r}", "use new, append or overwrite")
+        if self.out.exists() and not self.out.is_dir():
+            raise EdgekitError(f"-o {self.out} is a file, not a folder", "give a folder for the timeline")
+        check_writable_folder(self.out, "timeline")
         if self.path.exists() and mode == "new":
             raise EdgekitError(f"{self.out} already holds a timeline",
                                "pass --append to continue it, --overwrite to start over, or another -o folder")
@@ -45,16 +48,22 @@ class Timeline:
             for name in (RECORDS, "timeline.json", "timeline.md"):
                 (self.out / name).unlink(missing_ok=True)
             shutil.rmtree(self.out / FRAMES, ignore_errors=True)
-        (self.out / FRAMES).mkdir(parents=True, exist_ok=True)
+        try:
+            (self.out / FRAMES).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise write_error(self.out / FRAMES, err) from None
         self.records = read_records(self.path, repair=True)
         self.run = 1 + max((r.get("run", 0) for r in self.records), default=0)
 
     def _write(self, record: dict[str, Any]) -> dict[str, Any]:
         record = {"type": record.pop("type"), "run": self.run, **record}
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as err:  # a torn last line is cut off by the next --append
+            raise write_error(self.path, err) from None
         self.records.append(record)
         self.render()
         return record
@@ -103,7 +112,10 @@ def read_records(path: Path, repair: bool = False) -> list[dict[str, Any]]:
         try:
             if not line.endswith(b"\n"):
                 raise ValueError("unterminated line")
-            records.append(json.loads(line))
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("type"), str):
+                raise ValueError("not a record")
+            records.append(record)
         except ValueError:
             if good + len(line) < len(data):  # damage before the last line is not a torn write
                 raise EdgekitError(f"{path} is corrupt at byte {good}",
