@@ -240,7 +240,7 @@ def _checkpoint_states(entries: object, arrays: dict[str, np.ndarray], model: Mo
         raise bad("its arrays are not the state this bundle's config names")
     out = []
     for n, entry in enumerate(entries):
-        if not isinstance(entry, dict) or entry.get("kind") not in KIND_PRIORITY:
+        if not isinstance(entry, dict) or not isinstance(entry.get("kind"), str) or entry["kind"] not in KIND_PRIORITY:
             raise bad(f"checkpoint {n} has no known kind")
         length, position = entry.get("length"), entry.get("next_position")
         if not all(type(v) is int for v in (length, position)) or length < 1 or position < 0:

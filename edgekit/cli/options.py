@@ -98,6 +98,6 @@ def parse_duration(text: str) -> float:
         seconds = float(number) * unit
     except ValueError:
         seconds = -1.0
-    if seconds <= 0:
+    if not 0 < seconds < float("inf"):  # also refuses nan and inf ("nan", "1e400s")
         raise EdgekitError(f"cannot read the duration {text!r}", "write it like 90s, 10m or 1h")
     return seconds

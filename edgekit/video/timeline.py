@@ -116,7 +116,7 @@ def read_records(path: Path, repair: bool = False) -> list[dict[str, Any]]:
             if not isinstance(record, dict) or not isinstance(record.get("type"), str):
                 raise ValueError("not a record")
             records.append(record)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a line of thousands of nested brackets
             if good + len(line) < len(data):  # damage before the last line is not a torn write
                 raise EdgekitError(f"{path} is corrupt at byte {good}",
                                    "move it away (or pass --overwrite) to start a new timeline") from None
