@@ -72,7 +72,8 @@ def lock_beside(path: Path, holder: str) -> BinaryIO:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise EdgekitError(f"{path} is in use by another {holder}", "close that one first, or use another file") from None
+        raise EdgekitError(f"{path} is in use by another {holder}",
+                           "close that one first, or use another file") from None
     return handle
 
 

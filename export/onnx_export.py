@@ -8,8 +8,8 @@ from typing import Any
 from edgekit.bundle import Bundle, is_replaceable
 from edgekit.manifest import write_manifest
 from edgekit.errors import EdgekitError
-from edgekit.export.bundle_writer import (check_block_size, check_out, common_manifest, progress, runtime_defaults, vision_fields,
-                                         write_tokenizer)
+from edgekit.export.bundle_writer import (check_block_size, check_out, common_manifest, progress, runtime_defaults,
+                                         vision_fields, write_tokenizer)
 from edgekit.export.checkpoint import load_checkpoint, read_config
 from edgekit.export.graph_builder import OPSET, GraphBuilder
 from edgekit.export.qwen3_5_onnx import DecoderWriter, GraphOptions
