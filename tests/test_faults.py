@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import re
@@ -16,7 +17,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edgekit.bundle import STAMP, Bundle, is_replaceable, write_manifest
+from edgekit.bundle import STAMP, Bundle, is_replaceable
+from edgekit.manifest import write_manifest
 from edgekit.errors import EdgekitError
 from edgekit.files import atomic_dir, atomic_write_bytes, lock_beside
 from edgekit.tokenizer import Tokenizer, render_chat
@@ -111,7 +113,7 @@ def test_a_wrong_size_is_refused_at_open(int4_bundle, tmp_path):
 
 def test_files_are_hashed_once_per_change(int4_bundle, tmp_path):
     bundle = copy_bundle(int4_bundle, tmp_path / "b")
-    total = sum(f["bytes"] for f in Bundle.open(bundle).manifest["files"].values())
+    total = sum(f.bytes for f in Bundle.open(bundle).manifest.files.values())
     assert Bundle.open(bundle).check_files() == total  # first load: every file
     assert Bundle.open(bundle).check_files() == 0  # unchanged since: nothing
     data = bundle / "decoder.onnx.data"
@@ -201,11 +203,11 @@ def test_max_context_past_memory_is_refused(int4_bundle):
 
     bundle = Bundle.open(int4_bundle)
     check_context(bundle, 4096)
-    huge = copy.deepcopy(bundle.manifest)
-    config = huge["source"]["config"]
+    config = copy.deepcopy(bundle.manifest.config)
     config.get("text_config", config)["max_position_embeddings"] = 10**12  # a model with that many positions
+    huge = Bundle(bundle.path, dataclasses.replace(bundle.manifest, config=config))
     with pytest.raises(EdgekitError, match="GiB for one sequence's state"):
-        check_context(Bundle(bundle.path, huge), 10**11)
+        check_context(huge, 10**11)
 
 
 def test_chat_refuses_invalid_utf8_on_stdin(int4_bundle):
