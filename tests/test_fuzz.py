@@ -445,5 +445,37 @@ def test_thermal_sysfs_and_vcgencmd(tmp_path_factory, zones, cpus, throttled):
         assert all(math.isfinite(v) for v in [*sample.temperatures_c.values(), *sample.cpu_mhz.values()])
 
 
-# TODO(manifest): a property test over edgekit.manifest's typed reader, once the coordinator's module lands:
-# any JSON value as manifest.json -> a typed manifest or a one-line EdgekitError.
+# -- the manifest reader -----------------------------------------------------------------------------------
+def _paths(value, prefix=()):
+    """Every (path, value) inside a JSON value, the root included."""
+    yield prefix, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        yield from _paths(item, (*prefix, key))
+
+
+@examples(200)
+@given(st.data())
+def test_manifest_reader(tiny_bundle, data):
+    """A real manifest with one value anywhere replaced (or removed), or any JSON at all."""
+    from edgekit.manifest import Manifest
+
+    real = json.loads((tiny_bundle / "manifest.json").read_text())
+    if data.draw(st.booleans()):
+        doc = data.draw(json_value)
+    else:
+        doc = json.loads(json.dumps(real))
+        paths = [p for p, _ in _paths(doc) if p]
+        path = data.draw(st.sampled_from(paths))
+        parent = doc
+        for key in path[:-1]:
+            parent = parent[key]
+        if data.draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = data.draw(json_value)
+    manifest = outcome(Manifest.parse, doc)
+    if manifest is not REFUSED:
+        outcome(lambda: manifest.text_config)
+        if manifest.has_vision:
+            outcome(lambda: manifest.vision)
