@@ -5,7 +5,7 @@ example runs under an alarm). Examples are derandomized (a fixed seed) and bound
 within a few minutes; ``EDGEKIT_FUZZ_SCALE=50 pytest tests/test_fuzz.py`` runs 50 times as many, with
 a random seed (docs/faults.md).
 
-Parsers covered: the prompt-cache loader, the timeline reader (``timeline.jsonl`` and its repair),
+Parsers covered: the manifest reader, the prompt-cache loader, the timeline reader (``timeline.jsonl`` and its repair),
 tokenizer files and text, the energy parsers' inputs (vcgencmd, dumpsys, sysfs) and the thermal
 reader's, and the CLI's option values (durations, counts, context).
 """
