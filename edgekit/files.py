@@ -104,9 +104,9 @@ def remove_stale_temps(dest: Path) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        rest = entry.name[len(dest.name) + 2:]
-        pid, _, tail = rest.partition(".")
-        if not tail.endswith((".tmp", ".partial")) or not pid.isdigit() or _alive(int(pid)):
+        pid, _, tail = entry.name[len(dest.name) + 2:].partition(".")
+        random, _, suffix = tail.partition(".")  # mkstemp's random part has no dot: not another file's temp
+        if suffix not in ("tmp", "partial") or not pid.isdigit() or _alive(int(pid)):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
