@@ -30,7 +30,8 @@ def deploy(
     try:
         if not adb:
             raise EdgekitError("no target device given", "pass --adb (or --adb SERIAL) to deploy to an Android phone")
-        total = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file()) if bundle.is_dir() else 0
+        total = (sum(f.stat().st_size for f in bundle.iterdir() if f.is_file() and not f.name.startswith("."))
+                 if bundle.is_dir() else 0)  # hidden: the load-time stamp, which is not deployed
         with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                       console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("adb push", total=total)
