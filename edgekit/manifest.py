@@ -375,7 +375,7 @@ def write_manifest(folder: Path, fields: dict[str, Any]) -> Manifest:
     or plain dicts). What is written is parsed back first: a writer bug fails the export, not a later load."""
     files = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.name != MANIFEST:
+        if path.is_file() and path.name != MANIFEST and not path.name.startswith("."):  # not edgekit's stamp
             files[path.name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
     graphs = {name: spec.to_json() if hasattr(spec, "to_json") else spec for name, spec in fields["graphs"].items()}
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, **fields, "graphs": graphs, "files": files}

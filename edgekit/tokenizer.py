@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,10 +19,18 @@ _REPLACEMENT_CHAR = "\ufffd"
 
 
 class Tokenizer:
-    """Text <-> ids for a bundle's ``tokenizer.json``. Adds no BOS; special tokens in text are parsed."""
+    """Text <-> ids for a bundle's ``tokenizer.json``. Adds no BOS.
+
+    ``encode`` parses special tokens written in the text (for template text and ``--raw`` prompts);
+    ``encode_chat`` encodes what users wrote as plain text, so only the template emits control tokens.
+    """
 
     def __init__(self, tokenizer: _RustTokenizer) -> None:
         self._tok = tokenizer
+        self._plain_lock = threading.Lock()  # encode_special_tokens is a setting of the shared Rust tokenizer
+        specials = sorted((t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special),
+                          key=len, reverse=True)
+        self._specials = re.compile("|".join(map(re.escape, specials))) if specials else None
 
     @classmethod
     def from_file(cls, path: Path) -> Tokenizer:
@@ -28,7 +38,12 @@ class Tokenizer:
         path = Path(path)
         if not path.is_file():
             raise EdgekitError(f"no tokenizer file at {path}", "Pass the tokenizer.json of an exported bundle")
-        return cls(_RustTokenizer.from_file(str(path)))
+        try:
+            return cls(_RustTokenizer.from_file(str(path)))
+        except Exception as err:  # tokenizers raises a bare Exception with serde's message for a bad file
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise EdgekitError(f"tokenizer file {path} is corrupt ({first[:160]})",
+                               "re-export or re-copy the bundle (`edgekit verify` checks every file)") from None
 
     @property
     def vocab_size(self) -> int:
@@ -37,7 +52,47 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``; written special tokens such as ``<|im_start|>`` become their single ids."""
-        return self._tok.encode(text, add_special_tokens=False).ids
+        return self._tok.encode(_text(text), add_special_tokens=False).ids
+
+    def encode_plain(self, text: str) -> list[int]:
+        """Token ids of ``text`` with special tokens written in it encoded as the characters they are."""
+        with self._plain_lock:
+            self._tok.encode_special_tokens = True
+            try:
+                return self._tok.encode(_text(text), add_special_tokens=False).ids
+            finally:
+                self._tok.encode_special_tokens = False
+
+    def encode_parts(self, parts: Sequence[tuple[str, bool]]) -> list[int]:
+        """Token ids of ``(text, is_template)`` parts: special tokens count only where the template wrote them.
+
+        The text between two template special tokens is encoded in one piece (content included), which
+        is what ``encode`` of the joined string gives when the content holds no special token.
+        """
+        ids: list[int] = []
+        plain: list[str] = []
+        for text, is_template in parts:
+            text = _text(text)
+            if not is_template or self._specials is None:
+                plain.append(text)
+                continue
+            at = 0
+            for match in self._specials.finditer(text):
+                plain.append(text[at:match.start()])
+                if "".join(plain):
+                    ids += self.encode_plain("".join(plain))
+                plain = []
+                ids.append(self._tok.token_to_id(match.group()))
+                at = match.end()
+            plain.append(text[at:])
+        if "".join(plain):
+            ids += self.encode_plain("".join(plain))
+        return ids
+
+    def encode_chat(self, messages: list[dict[str, str]], add_generation_prompt: bool = True,
+                    enable_thinking: bool = False) -> list[int]:
+        """``render_chat``'s prompt as ids, each message's content encoded as plain text."""
+        return self.encode_parts(chat_parts(messages, add_generation_prompt, enable_thinking))
 
     def decode(self, ids: Sequence[int], skip_special: bool = False) -> str:
         """Text of ``ids``; with ``skip_special`` the special tokens are left out."""
@@ -85,9 +140,17 @@ def render_chat(
     """Render messages with the Qwen3.5 chat template (``CHAT_TEMPLATE_ID``).
 
     Each turn is ``<|im_start|>{role}\\n{content}<|im_end|>\\n``. The generation prompt opens an
-    assistant turn: with thinking off (the default) it holds an empty ``<think>`` block.
+    assistant turn: with thinking off (the default) it holds an empty ``<think>`` block. To feed a
+    model, prefer ``Tokenizer.encode_chat``: this string parsed by ``encode`` would turn special tokens
+    typed in the content into control tokens.
     """
-    parts = []
+    return "".join(text for text, _ in chat_parts(messages, add_generation_prompt, enable_thinking))
+
+
+def chat_parts(messages: list[dict[str, str]], add_generation_prompt: bool = True,
+               enable_thinking: bool = False) -> list[tuple[str, bool]]:
+    """The chat template as ``(text, is_template)`` parts: the content of each message is not template."""
+    parts: list[tuple[str, bool]] = []
     for message in messages:
         role = message.get("role") if isinstance(message, Mapping) else None
         if role not in CHAT_ROLES:
@@ -95,7 +158,18 @@ def render_chat(
         content = message.get("content")
         if not isinstance(content, str):
             raise EdgekitError(f"the {role} message has no text 'content'", "Give every message a 'content' string")
-        parts.append(f"<|im_start|>{role}\n{content}<|im_end|>\n")
+        parts += [(f"<|im_start|>{role}\n", True), (content, False), ("<|im_end|>\n", True)]
     if add_generation_prompt:
-        parts.append(_THINKING_PROMPT if enable_thinking else _NO_THINKING_PROMPT)
-    return "".join(parts)
+        parts.append((_THINKING_PROMPT if enable_thinking else _NO_THINKING_PROMPT, True))
+    return parts
+
+
+def _text(text: object) -> str:
+    """``text`` itself, or a one-line error: tokenizers raises a TypeError for anything but str."""
+    if not isinstance(text, str):
+        raise EdgekitError(f"cannot tokenize a {type(text).__name__}", "pass text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: what Python makes of invalid UTF-8 in argv or stdin
+        raise EdgekitError("the text is not valid UTF-8", "pass the prompt as UTF-8 text") from None
+    return text

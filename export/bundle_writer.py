@@ -11,10 +11,14 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 import edgekit
 from edgekit import vision_preprocess as vp
+from edgekit.bundle import is_replaceable
+from edgekit.config import TextConfig
 from edgekit.errors import EdgekitError
 from edgekit.export.checkpoint import Checkpoint
+from edgekit.export.quantize import BLOCK_SIZES
 from edgekit.export.qwen3_5_vision_onnx import VisionConfig
 from edgekit.export.tokenizer_files import build_tokenizer_json
+from edgekit.files import check_writable_folder
 from edgekit.tokenizer import CHAT_TEMPLATE_ID
 
 # Runtime defaults per target: the KV cache is preallocated to max_context, so phones and Pis get less.
@@ -29,14 +33,45 @@ def runtime_defaults(target: str, max_context: int | None) -> dict[str, int]:
     if target not in TARGETS:
         raise EdgekitError(f"unknown target {target!r}", f"use one of: {', '.join(TARGETS)}")
     runtime = dict(TARGETS[target])
-    if max_context:
+    if max_context is not None:
+        if max_context < 1:
+            raise EdgekitError(f"--max-context must be at least 1 (got {max_context})", "pass a number of tokens")
         runtime["max_context"] = max_context
     return runtime
 
 
+def check_block_size(config: dict[str, Any], block_size: int, text: bool, vision: bool) -> None:
+    """Refuse a block size the quantizer cannot use on this model (before the checkpoint is loaded):
+    one of ``BLOCK_SIZES``, dividing the in-features of every quantized matrix (text and/or vision)."""
+    if not (text or vision):
+        return
+    if block_size not in BLOCK_SIZES:
+        raise EdgekitError(f"unknown block size {block_size}", f"use --block-size {', '.join(map(str, BLOCK_SIZES))}")
+    dims = {}
+    if text:
+        cfg = TextConfig.from_hf(config)
+        dims.update({"hidden_size": cfg.hidden_size, "intermediate_size": cfg.intermediate_size,
+                     "attention heads x head_dim": cfg.num_attention_heads * cfg.head_dim,
+                     "DeltaNet value heads x dim": cfg.linear_num_value_heads * cfg.linear_value_head_dim})
+    if vision and isinstance(config.get("vision_config"), dict):
+        v = config["vision_config"]
+        dims.update({f"vision {k}": v[k] for k in ("hidden_size", "intermediate_size") if isinstance(v.get(k), int)})
+    odd = [f"{name} {k}" for name, k in dims.items() if k % block_size]
+    if odd:
+        fits = [b for b in BLOCK_SIZES if all(k % b == 0 for k in dims.values())]
+        raise EdgekitError(f"--block-size {block_size} does not divide this model's {', '.join(odd)}",
+                           f"use --block-size {' or '.join(map(str, fits))}" if fits else "export with --quant fp32")
+
+
 def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an existing ``out`` unless ``overwrite`` and it is an edgekit bundle (never a user's folder);
+    and an output place that cannot be written, before the checkpoint is loaded."""
     if out.exists() and not overwrite:
         raise EdgekitError(f"{out} already exists", "choose another -o folder or pass --overwrite")
+    if out.exists() and not is_replaceable(out):
+        raise EdgekitError(f"{out} is not an edgekit bundle (it holds other files), so --overwrite will not "
+                           "delete it", "choose another -o folder, or remove it yourself")
+    check_writable_folder(out.parent, "bundle")
 
 
 def progress() -> Progress:

@@ -20,10 +20,11 @@ from typing import Any
 
 import torch
 
-from edgekit.bundle import Bundle
+from edgekit.bundle import Bundle, is_replaceable
 from edgekit.manifest import write_manifest
 from edgekit.errors import EdgekitError
 from edgekit.export.bundle_writer import (
+    check_block_size,
     check_out,
     common_manifest,
     progress,
@@ -32,7 +33,6 @@ from edgekit.export.bundle_writer import (
     write_tokenizer,
 )
 from edgekit.export.checkpoint import Checkpoint, load_checkpoint, read_config
-from edgekit.export.quantize import BLOCK_SIZES
 from edgekit.export.qwen3_5_executorch import ForwardRows, Qwen35Decoder, StateIO
 from edgekit.export.qwen3_5_vision_executorch import VisionTower
 from edgekit.export.qwen3_5_vision_onnx import VisionConfig
@@ -125,15 +125,14 @@ def export_executorch(model: str, out: str | Path, *, quant: str = "8da4w", bloc
     """
     if quant not in ("8da4w", "fp32"):
         raise EdgekitError(f"unknown quantization {quant!r} for ExecuTorch", "use --quant 8da4w or --quant fp32")
-    if block_size not in BLOCK_SIZES:
-        raise EdgekitError(f"unknown block size {block_size}", f"use one of {BLOCK_SIZES}")
     if vision_size < FACTOR or vision_size % FACTOR:
         raise EdgekitError(f"--vision-size {vision_size} is not a positive multiple of {FACTOR}",
                            "pass e.g. --vision-size 224 (49 tokens per frame pair) or 448 (196)")
     runtime = runtime_defaults(target, max_context)
     out = Path(out)
     check_out(out, overwrite)
-    read_config(model)  # fail on a wrong model before any progress is shown
+    config = read_config(model)  # fail on a wrong model or block size before any progress is shown
+    check_block_size(config, block_size, text=quant == "8da4w", vision=False)  # the tower is per channel
 
     with progress() as bar:
         task = bar.add_task(f"loading {model}", total=None, visible=show_progress)
@@ -153,7 +152,7 @@ def export_executorch(model: str, out: str | Path, *, quant: str = "8da4w", bloc
                                "get_eos_ids": common["tokenizer"]["eos_ids"], "use_kv_cache": True,
                                "enable_dynamic_shape": True, "get_bos_id": -1, "get_n_layers": ck.text.num_layers})
         bar.update(steps, advance=1)
-        with atomic_dir(out, overwrite=overwrite) as tmp:
+        with atomic_dir(out, overwrite=overwrite, replaceable=is_replaceable) as tmp:
             (tmp / "model.pte").write_bytes(pte)
             write_tokenizer(ck, tmp)
             graphs = {"decoder": {"file": "model.pte", "methods": [m for m in programs if m != "vision_encoder"],

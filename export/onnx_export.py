@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgekit.bundle import Bundle
+from edgekit.bundle import Bundle, is_replaceable
 from edgekit.manifest import write_manifest
 from edgekit.errors import EdgekitError
-from edgekit.export.bundle_writer import (check_out, common_manifest, progress, runtime_defaults, vision_fields,
-                                         write_tokenizer)
+from edgekit.export.bundle_writer import (check_block_size, check_out, common_manifest, progress, runtime_defaults,
+                                         vision_fields, write_tokenizer)
 from edgekit.export.checkpoint import load_checkpoint, read_config
 from edgekit.export.graph_builder import OPSET, GraphBuilder
 from edgekit.export.qwen3_5_onnx import DecoderWriter, GraphOptions
@@ -35,13 +35,14 @@ def export_onnx(model: str, out: str | Path, *, quant: str = "int4", block_size:
     out = Path(out)
     check_out(out, overwrite)
     opts = GraphOptions(quant=quant, block_size=block_size, contrib_ops=contrib_ops)
-    read_config(model)  # fail on a wrong model before any progress is shown
+    config = read_config(model)  # fail on a wrong model or block size before any progress is shown
+    check_block_size(config, block_size, text=quant == "int4", vision=vision and vision_quant != "fp32")
 
     with progress() as bar:
         task = bar.add_task(f"loading {model}", total=None, visible=show_progress)
         ck = load_checkpoint(model)
         bar.update(task, total=1, completed=1)
-        with atomic_dir(out, overwrite=overwrite) as tmp:
+        with atomic_dir(out, overwrite=overwrite, replaceable=is_replaceable) as tmp:
             layers = bar.add_task(f"writing decoder ({quant})", total=ck.text.num_layers, visible=show_progress)
             graph = GraphBuilder("decoder", tmp / "decoder.onnx.data")
             DecoderWriter(ck.text, ck.weight, graph, opts).build(on_layer=lambda i: bar.advance(layers))

@@ -8,6 +8,8 @@ import weakref
 import numpy as np
 import onnxruntime as ort
 
+ort.set_default_logger_severity(3)  # the process-wide logger: no warnings (e.g. unused initializers) on stderr
+
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
 from edgekit.runtimes.state import HybridState, aligned_empty
@@ -33,7 +35,7 @@ class OnnxDecoder:
         opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # spinning hurts on busy cores
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4  # fatal only: a load error is raised as one line below, not also logged
         if profile_prefix:
             opts.enable_profiling = True
             opts.profile_file_prefix = profile_prefix

@@ -208,26 +208,57 @@ class PromptCache:
             header = json.loads(arrays.pop("header").tobytes())
         except (KeyError, ValueError):
             raise EdgekitError(f"{path} is not an edgekit prompt cache", "delete it") from None
-        if header.get("format") != CACHE_FORMAT or header.get("version") != CACHE_VERSION:
+        if (not isinstance(header, dict) or header.get("format") != CACHE_FORMAT
+                or header.get("version") != CACHE_VERSION):
             raise EdgekitError(f"{path} is not an edgekit prompt cache of version {CACHE_VERSION}", "delete it")
-        if header["bundle"] != model.bundle.digest:
-            raise EdgekitError(f"prompt cache {path} belongs to another bundle ({header['bundle']}, "
+        if header.get("bundle") != model.bundle.digest:
+            raise EdgekitError(f"prompt cache {path} belongs to another bundle ({header.get('bundle')}, "
                                f"not {model.bundle.digest})", "use the cache saved with this bundle, or delete it")
-        if _digest(arrays) != header["sha256"]:
+        if _digest(arrays) != header.get("sha256"):
             raise EdgekitError(f"prompt cache {path} is corrupt (checksum mismatch)", "delete it")
         cache = cls(model, budget_bytes=budget_bytes, every=every)
-        for n, entry in enumerate(header["checkpoints"]):
-            layers: dict[str, dict[int, np.ndarray]] = {"conv": {}, "recurrent": {}, "key": {}, "value": {}}
-            for name, array in arrays.items():
-                if name.startswith(f"{n}/") and name != f"{n}/tokens":
-                    kind, layer = name[len(f"{n}/"):].split(".")
-                    layers[kind][int(layer)] = array
-            tokens = arrays[f"{n}/tokens"].tolist()
-            state = HybridState(conv=layers["conv"], recurrent=layers["recurrent"], keys=layers["key"],
-                                values=layers["value"], length=entry["length"],
-                                next_position=entry["next_position"], tokens=tokens)
-            cache._insert(state, entry["kind"])
+        for state, kind in _checkpoint_states(header.get("checkpoints"), arrays, model, path):
+            cache._insert(state, kind)
         return cache
+
+
+def _checkpoint_states(entries: object, arrays: dict[str, np.ndarray], model: Model,
+                       path: Path) -> list[tuple[HybridState, str]]:
+    """The checkpoints of a loaded file, each checked against the bundle: the arrays its config names, of
+    its shapes and dtype, tokens that fit the vocabulary, a length the tokens match. A file that matches
+    its checksum can still be crafted; what does not fit is refused here, before any array reaches a graph."""
+    def bad(why: str) -> EdgekitError:
+        return EdgekitError(f"prompt cache {path} does not fit this bundle ({why})", "delete it")
+
+    if not isinstance(entries, list):
+        raise bad("no checkpoint list")
+    cfg = model.config
+    vocab = model.tokenizer.vocab_size
+    names = {f"{n}/{name}" for n in range(len(entries)) for name in HybridState.shapes(cfg, 1)}
+    names |= {f"{n}/tokens" for n in range(len(entries))}
+    if set(arrays) != names:
+        raise bad("its arrays are not the state this bundle's config names")
+    out = []
+    for n, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("kind"), str) or entry["kind"] not in KIND_PRIORITY:
+            raise bad(f"checkpoint {n} has no known kind")
+        length, position = entry.get("length"), entry.get("next_position")
+        if not all(type(v) is int for v in (length, position)) or length < 1 or position < 0:
+            raise bad(f"checkpoint {n}: length {length!r}, position {position!r}")
+        tokens = arrays[f"{n}/tokens"]
+        if tokens.dtype != np.int64 or tokens.shape != (length,) or tokens.min() < 0 or tokens.max() >= vocab:
+            raise bad(f"checkpoint {n}: tokens are not {length} ids below {vocab}")
+        layers: dict[str, dict[int, np.ndarray]] = {"conv": {}, "recurrent": {}, "key": {}, "value": {}}
+        for name, shape in HybridState.shapes(cfg, length).items():
+            array = arrays[f"{n}/{name}"]
+            if array.dtype != np.float32 or array.shape != shape:
+                raise bad(f"checkpoint {n}: {name} is {array.dtype} {array.shape}, not float32 {shape}")
+            kind, layer = name.split(".")
+            layers[kind][int(layer)] = array
+        out.append((HybridState(conv=layers["conv"], recurrent=layers["recurrent"], keys=layers["key"],
+                                values=layers["value"], length=length, next_position=position,
+                                tokens=tokens.tolist()), entry["kind"]))
+    return out
 
 
 def _trimmed_copy(state: HybridState) -> HybridState:

@@ -47,7 +47,7 @@ class VisionEncoder:
         opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4  # fatal only: a load error is raised as one line below, not also logged
         path = bundle.file(spec.file)
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from edgekit.cli.app import app, fail
-from edgekit.cli.options import MAX_CONTEXT, THREADS, load_model, open_cache
+from edgekit.cli.options import MAX_CONTEXT, THREADS, check_cache_path, load_model, open_cache, read_document
 from edgekit.errors import EdgekitError
 
 cache_app = typer.Typer(help="Prompt caches: precomputed prefixes saved to a file.", no_args_is_help=True)
@@ -27,19 +27,19 @@ def cache_save(
     threads: Optional[int] = THREADS, max_context: Optional[int] = MAX_CONTEXT,
 ) -> None:
     """Precompute a prefix (system prompt, a document) once and save it, e.g. to ship with an app."""
-    from edgekit.tokenizer import render_chat
-
     try:
         if not system and not text_file:
             raise EdgekitError("nothing to precompute", "pass --system TEXT and/or --file DOC")
+        document = read_document(text_file) if text_file else None
+        check_cache_path(out)  # before the model loads and the prefix is computed
         model = load_model(bundle, threads, max_context)
-        text = render_chat([{"role": "system", "content": system}], add_generation_prompt=False) if system else ""
-        if text_file:
+        tok = model.tokenizer
+        ids = tok.encode_chat([{"role": "system", "content": system}], add_generation_prompt=False) if system else []
+        if document is not None:
             # The blank line is a token boundary: the question that follows cannot merge into the
             # document's last token, so the prompt's tokens start with exactly the cached ones.
-            text += "<|im_start|>user\n" + text_file.read_text() + "\n\n"
+            ids += tok.encode_parts([("<|im_start|>user\n", True), (document, False), ("\n\n", True)])
         cache = open_cache(model, out)
-        ids = model.tokenizer.encode(text)
         start = time.perf_counter()
         cache.prefill(ids, marks=[(len(ids), "system")])
         cache.save(out)

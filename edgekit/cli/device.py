@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from edgekit.cli.app import app, fail
-from edgekit.cli.options import THREADS, parse_duration
+from edgekit.cli.options import THREADS, check_counts, parse_duration
 from edgekit.errors import EdgekitError
 
 
@@ -30,7 +30,8 @@ def deploy(
     try:
         if not adb:
             raise EdgekitError("no target device given", "pass --adb (or --adb SERIAL) to deploy to an Android phone")
-        total = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file()) if bundle.is_dir() else 0
+        total = (sum(f.stat().st_size for f in bundle.iterdir() if f.is_file() and not f.name.startswith("."))
+                 if bundle.is_dir() else 0)  # hidden: the load-time stamp, which is not deployed
         with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                       console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("adb push", total=total)
@@ -67,8 +68,10 @@ def profile(
     JSON/MD/HTML."""
     from rich.console import Console
 
+    from edgekit.bundle import Bundle
     from edgekit.device.profile_report import to_markdown, write_reports
-    from edgekit.device.profiling import ProfileSettings, run_profile
+    from edgekit.device.profiling import ProfileSettings, check_context, run_profile
+    from edgekit.files import check_writable_folder
 
     try:
         if min(pp, tg, reps) < 1 or depth < 0:
@@ -81,6 +84,11 @@ def profile(
         settings = ProfileSettings(pp=pp, tg=tg, depth=depth, reps=reps, threads=threads,
                                    soak_s=parse_duration(soak) if soak else 0.0, battery_wh=battery_wh,
                                    duty_cycle=duty_cycle)
+        check_counts(threads=threads)
+        if out.exists() and not out.is_dir():
+            raise EdgekitError(f"-o {out} is a file, not a folder", "give a folder for the reports")
+        check_writable_folder(out, "profile")  # now, not after minutes of measuring
+        check_context(Bundle.open(bundle), settings)
         with console.status("profiling") as status:
             def progress(step: str) -> None:
                 status.update(f"profiling: {step}")

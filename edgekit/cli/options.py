@@ -28,11 +28,43 @@ MQTT_KEY = typer.Option(None, "--mqtt-key", help="The client certificate's priva
 MQTT_INSECURE = typer.Option(False, "--mqtt-insecure", help="TLS without checking the broker's host name.")
 
 
+def check_counts(**options: Optional[int]) -> None:
+    """Refuse a count option below 1 (``max_new_tokens=-1`` -> "-n/--max-new-tokens must be at least 1")
+    before anything loads; ``None`` means the option was left out."""
+    for name, value in options.items():
+        if value is not None and value < 1:
+            flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+            raise EdgekitError(f"{flag} must be at least 1 (got {value})", f"pass {flag} 1 or more")
+
+
+_FLAGS = {"max_new_tokens": "-n/--max-new-tokens"}
+
+
 def load_model(bundle: Path, threads: Optional[int], max_context: Optional[int]):
     """The bundle's runtime ``Model`` (imported late: ``edgekit --help`` loads no runtime)."""
     import edgekit
 
+    check_counts(threads=threads, max_context=max_context)
     return edgekit.load(bundle, threads=threads, max_context=max_context)
+
+
+def read_document(path: Path) -> str:
+    """A UTF-8 text file's content, or a one-line error (missing, a folder, unreadable, binary)."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise EdgekitError(f"no file at {path}", "pass the path of a text file") from None
+    except IsADirectoryError:
+        raise EdgekitError(f"{path} is a folder", "pass the path of a text file") from None
+    except OSError as err:
+        raise EdgekitError(f"cannot read {path} ({err.strerror})", "pass a readable text file") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise EdgekitError(f"{path} is not UTF-8 text (a binary file?)", "pass a text file") from None
+    if "\x00" in text:
+        raise EdgekitError(f"{path} holds NUL bytes (a binary file?)", "pass a text file")
+    return text
 
 
 def sampling_params(temperature: float, top_k: int, top_p: float, repetition_penalty: float, seed: Optional[int]):
@@ -42,12 +74,15 @@ def sampling_params(temperature: float, top_k: int, top_p: float, repetition_pen
                           repetition_penalty=repetition_penalty, seed=seed)
 
 
-def open_cache(model, cache_file: Optional[Path]):
-    """The prompt cache: loaded from ``cache_file`` when it exists, else a new in-memory one."""
+def open_cache(model, cache_file: Optional[Path], must_exist: bool = False):
+    """The prompt cache: loaded from ``cache_file`` when it exists, else a new in-memory one (with
+    ``must_exist`` a missing file is an error: a cache that is only read would be silently useless)."""
     from edgekit.runtimes import PromptCache
 
     if cache_file is not None and cache_file.exists():
         return PromptCache.load(model, cache_file)
+    if cache_file is not None and must_exist:
+        raise EdgekitError(f"no prompt cache at {cache_file}", "check the path, or create it with `edgekit cache save`")
     return PromptCache(model)
 
 
@@ -65,6 +100,19 @@ def broker(url: Optional[str], user: Optional[str], password: Optional[str], ca:
     return Broker.from_url(url, user, password, ca, cert, key, insecure)
 
 
+def check_cache_path(cache_file: Optional[Path]) -> None:
+    """A cache file that will be written: its folder must exist and be writable (checked before loading)."""
+    from edgekit.files import check_writable_folder
+
+    if cache_file is None:
+        return
+    if cache_file.is_dir():
+        raise EdgekitError(f"{cache_file} is a folder", "give a file name, e.g. cache.npz")
+    if not cache_file.parent.is_dir():
+        raise EdgekitError(f"the folder of {cache_file} does not exist", f"create {cache_file.parent} first")
+    check_writable_folder(cache_file.parent, "prompt cache")
+
+
 def parse_duration(text: str) -> float:
     """Seconds in ``90``, ``90s``, ``10m``, ``1h`` or ``7d``."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -73,7 +121,7 @@ def parse_duration(text: str) -> float:
         seconds = float(number) * unit
     except ValueError:
         seconds = -1.0
-    if seconds <= 0:
+    if not 0 < seconds < float("inf"):  # also refuses nan and inf ("nan", "1e400s")
         raise EdgekitError(f"cannot read the duration {text!r}", "write it like 90s, 10m, 1h or 7d")
     return seconds
 

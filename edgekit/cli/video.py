@@ -9,8 +9,8 @@ import typer
 
 from edgekit.cli.app import app, fail
 from edgekit.cli.options import (MAX_CONTEXT, MQTT, MQTT_CA, MQTT_CERT, MQTT_INSECURE, MQTT_KEY, MQTT_PASSWORD,
-                                 MQTT_USER, SEED, TEMPERATURE, THREADS, TOP_K, broker, load_model, parse_duration,
-                                 parse_size, sampling_params)
+                                 MQTT_USER, SEED, TEMPERATURE, THREADS, TOP_K, broker, check_counts, load_model,
+                                 parse_duration, parse_size, sampling_params)
 from edgekit.errors import EdgekitError
 
 _VISION_NOTE = ("note: this bundle has no vision tower, so captions come from frame statistics (colour, "
@@ -65,6 +65,7 @@ def summarize(
                        f"[{clock(record['start'])}-{clock(record['end'])}]: {record['text']}")
 
     try:
+        check_counts(caption_tokens=caption_tokens)
         if append and overwrite:
             raise EdgekitError("--append and --overwrite exclude each other", "pass one of them")
         settings = SummarizerSettings(fps=fps, size=size, segment_s=parse_duration(segment),

@@ -10,7 +10,7 @@ import typer
 
 from edgekit.cli.app import app, fail
 from edgekit.cli.options import (MAX_CONTEXT, REPETITION_PENALTY, SEED, TEMPERATURE, THINK, THREADS, TOP_K, TOP_P,
-                                 load_model, sampling_params)
+                                 check_counts, load_model, sampling_params)
 from edgekit.cli.streaming import stream
 from edgekit.errors import EdgekitError
 
@@ -31,9 +31,10 @@ def describe(
     from edgekit.bundle import Bundle
     from edgekit.multimodal import image_budget, image_prompt_rows
     from edgekit.runtimes.vision import load_image
-    from edgekit.tokenizer import render_chat
+    from edgekit.tokenizer import chat_parts
 
     try:
+        check_counts(max_new_tokens=max_new_tokens, threads=threads, max_context=max_context)
         sampling = sampling_params(temperature, top_k, top_p, repetition_penalty, seed)
         manifest = Bundle.open(bundle).manifest  # cheap checks first: the models load only for valid input
         spec = manifest.vision
@@ -52,8 +53,8 @@ def describe(
         for image in pixels:
             parts.append(encoder.encode_image(image, **budget))
         encoded = time.perf_counter()
-        parts.append(render_chat([{"role": "user", "content": prompt}], enable_thinking=think)
-                     .removeprefix("<|im_start|>user\n"))
+        turn = chat_parts([{"role": "user", "content": prompt}], enable_thinking=think)
+        parts.append(model.tokenizer.encode_parts(turn[1:]))  # after "<|im_start|>user\n" and the images
         state = model.new_state()
         logits = model.prefill_multimodal(state, parts)
         vision_tokens = sum(p.embeds.shape[0] for p in parts[1:-1])

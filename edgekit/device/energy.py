@@ -56,18 +56,18 @@ class EnergySource(Protocol):
     def read(self) -> Reading: ...
 
 
-def _text(path: Path) -> str:
-    """A sysfs attribute, stripped; "" when it is missing or unreadable."""
+def sysfs_text(path: Path) -> str:
+    """A sysfs attribute, stripped; "" when it is missing, unreadable or not text."""
     try:
         return path.read_text().strip()
-    except OSError:
+    except (OSError, ValueError):  # ValueError: not UTF-8
         return ""
 
 
 def _int_or_none(path: Path) -> int | None:
     """An integer sysfs attribute, or None when it is missing, unreadable or not a number."""
     try:
-        return int(_text(path))
+        return int(sysfs_text(path))
     except ValueError:
         return None
 
@@ -103,7 +103,7 @@ class RaplSource(_Source):
     def zones(self) -> list[Path]:
         """The package-level zones, sorted by name."""
         return [z for z in sorted(self.root.glob("intel-rapl:*"))
-                if _PACKAGE_ZONE.fullmatch(z.name) and _text(z / "name").startswith("package")]
+                if _PACKAGE_ZONE.fullmatch(z.name) and sysfs_text(z / "name").startswith("package")]
 
     def read(self) -> Reading:
         zones = self.zones()
@@ -150,7 +150,8 @@ class BatterySource(_Source):
     def supply(self) -> Path | None:
         """The first system battery (peripherals such as a mouse have ``scope`` Device and are skipped)."""
         supplies = sorted(self.root.iterdir()) if self.root.is_dir() else []
-        return next((s for s in supplies if _text(s / "type") == "Battery" and _text(s / "scope") != "Device"), None)
+        return next((s for s in supplies
+                     if sysfs_text(s / "type") == "Battery" and sysfs_text(s / "scope") != "Device"), None)
 
     def read(self) -> Reading:
         supply = self.supply()
@@ -183,7 +184,7 @@ class BatterySource(_Source):
     def status(self) -> str | None:
         """``Charging``, ``Discharging``, ``Full``, ``Not charging`` or ``Unknown``; None when not reported."""
         supply = self.supply()
-        return (_text(supply / "status") or None) if supply is not None else None
+        return (sysfs_text(supply / "status") or None) if supply is not None else None
 
 
 class PiPmicSource(_Source):
@@ -203,7 +204,12 @@ class PiPmicSource(_Source):
         amps: dict[str, float] = {}
         volts: dict[str, float] = {}
         for rail, value, unit in _PMIC_LINE.findall(out):
-            (amps if unit == "A" else volts)[rail] = float(value)
+            try:
+                number = float(value)
+            except ValueError:  # "=EA", "=1e": the pattern takes any run of number characters
+                continue
+            if math.isfinite(number):
+                (amps if unit == "A" else volts)[rail] = number
         rails = amps.keys() & volts.keys()
         if not rails:
             raise EdgekitError("`vcgencmd pmic_read_adc` printed no rail readings",
@@ -237,9 +243,10 @@ class AdbBatterySource(_Source):
 
         def number(key: str, scale: float) -> float | None:
             try:
-                return float(fields[key]) * scale
+                value = float(fields[key]) * scale
             except (KeyError, ValueError):
                 return None
+            return value if math.isfinite(value) else None
 
         level, full = number("level", 1), number("scale", 1) or 100
         return BatteryInfo(percent=None if level is None else 100 * level / full,

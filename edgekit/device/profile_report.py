@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgekit.files import atomic_write_text
+from edgekit.files import atomic_write_text, write_error
 
 ROWS = (("load_s", "load", "s", None), ("ttft_ms", "TTFT", "ms", "mean"), ("prefill_tok_s", "prefill", "tok/s", "mean"),
         ("decode_tok_s", "decode", "tok/s", "mean"), ("decode_at_depth_tok_s", "decode @ depth", "tok/s", "mean"))
@@ -147,7 +147,10 @@ bundle {result['bundle']['id']} ({html.escape(result['bundle']['quantization'])}
 
 def write_reports(result: dict[str, Any], out_dir: Path) -> list[Path]:
     """``profile.json``, ``profile.md`` and ``profile.html`` in ``out_dir``, each written atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(out_dir, err) from None
     files = {"profile.json": json.dumps(result, indent=2) + "\n", "profile.md": to_markdown(result),
              "profile.html": to_html(result)}
     for name, text in files.items():

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 import edgekit
+from edgekit.bundle import Bundle
 from edgekit.device.energy import (
     EnergySource,
     Reading,
@@ -36,6 +37,7 @@ from edgekit.device.energy import (
 )
 from edgekit.device.process import Runner, run_command
 from edgekit.device.thermal import ThermalReader
+from edgekit.errors import EdgekitError
 from edgekit.runtimes.model import Model
 
 MODULES = (("linear_attn", "DeltaNet"), ("self_attn", "attention"), ("mlp", "MLP"), ("lm_head", "lm_head"),
@@ -235,6 +237,17 @@ def run_soak(model, settings: ProfileSettings, reader: ThermalReader,
             "throttling_seen": sorted({r for w in series for r in w["throttled_now"]})}
 
 
+def check_context(bundle: Bundle, settings: ProfileSettings) -> int:
+    """The context the protocol needs (depth + pp + tg + slack), refused past the bundle's budget."""
+    context = settings.depth + settings.pp + settings.tg + 8
+    budget = bundle.manifest.runtime.max_context
+    if context > budget:
+        raise EdgekitError(f"--depth {settings.depth} + --pp {settings.pp} + --tg {settings.tg} need {context} tokens "
+                           f"of context, past the bundle's budget of {budget}",
+                           f"pass a --depth of at most {max(0, budget - settings.pp - settings.tg - 8)}")
+    return context
+
+
 def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSettings(),
                 energy: EnergySource | None | str = "auto",
                 progress: Callable[[str], None] = lambda step: None,
@@ -242,10 +255,10 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
     """Measure ``bundle_dir`` with the fixed protocol; ``energy``: a source, None, or "auto" (``detect``).
     ``thermal`` reads temperatures for the soak (default: this machine's sysfs)."""
     bundle_dir = Path(bundle_dir)
+    context = check_context(Bundle.open(bundle_dir), settings)
     source = detect() if energy == "auto" else energy
     rng = np.random.default_rng(settings.seed)
     prompt = rng.integers(0, 248_000, settings.pp).tolist()
-    context = settings.depth + settings.pp + settings.tg + 8
 
     progress("loading")
     start = time.perf_counter()
@@ -291,9 +304,12 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
             pp_joules.append(baseline_subtracted(energy_between(pp_samples), pp_s, idle) / settings.pp)
             tg_joules.append(baseline_subtracted(energy_between(tg_samples), tg_s, idle) / settings.tg)
 
-    progress(f"decode at depth {settings.depth}")
     deep = model.new_state()
-    model.prefill(deep, rng.integers(0, 248_000, settings.depth).tolist())
+    filler = rng.integers(0, 248_000, settings.depth).tolist()
+    for start in range(0, settings.depth, 512):  # a deep context takes a while to fill: show how far it is
+        progress(f"filling the context to depth {settings.depth}: {start}/{settings.depth}")
+        model.prefill(deep, filler[start:start + 512])
+    progress(f"decode at depth {settings.depth}")
     depth_rates = []
     for _ in range(settings.reps):
         branch = deep.fork()

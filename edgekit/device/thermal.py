@@ -6,10 +6,12 @@ Reads Linux sysfs (``/sys/class/thermal``, ``/sys/devices/system/cpu``) and, on 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgekit.device.energy import sysfs_text
 from edgekit.device.process import Runner, run_command, run_tool
 from edgekit.errors import EdgekitError
 
@@ -26,10 +28,12 @@ class ThermalSample:
 
 
 def _number(path: Path) -> float | None:
+    """A finite number from a sysfs file, or None (missing, unreadable, not UTF-8, not a number, nan/inf)."""
     try:
-        return float(path.read_text().strip())
+        value = float(path.read_text().strip())
     except (OSError, ValueError):
         return None
+    return value if math.isfinite(value) else None
 
 
 def parse_throttled(output: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -56,7 +60,7 @@ class ThermalReader:
         for zone in sorted(self.thermal_root.glob("thermal_zone*")):
             millideg = _number(zone / "temp")
             if millideg is not None:
-                name = (zone / "type").read_text().strip() if (zone / "type").is_file() else zone.name
+                name = sysfs_text(zone / "type") or zone.name
                 temps[name] = millideg / 1000
         freqs = {}
         for cpu in sorted(self.cpu_root.glob("cpu[0-9]*")):

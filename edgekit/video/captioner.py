@@ -63,12 +63,10 @@ class ChatCaptioner:
         self.summary_tokens = summary_tokens
         self.sampling = sampling or SamplingParams()
         self.cache = PromptCache(model, budget_bytes=cache_bytes)
-        encode = model.tokenizer.encode
-        self._caption_system = encode(render_chat([{"role": "system", "content": CAPTION_SYSTEM}],
-                                                  add_generation_prompt=False))
-        self._summary_system = encode(render_chat([{"role": "system", "content": SUMMARY_SYSTEM}],
-                                                  add_generation_prompt=False))
-        self._close = encode("<|im_end|>\n")
+        encode_chat = model.tokenizer.encode_chat
+        self._caption_system = encode_chat([{"role": "system", "content": CAPTION_SYSTEM}], add_generation_prompt=False)
+        self._summary_system = encode_chat([{"role": "system", "content": SUMMARY_SYSTEM}], add_generation_prompt=False)
+        self._close = model.tokenizer.encode("<|im_end|>\n")
         self.state, _ = self.cache.prefill(self._caption_system, marks=[(len(self._caption_system), "system")])
         self.since_roll: list[tuple[float, float, str]] = []  # what the live context holds, for the next roll
         self.rolls = 0
@@ -86,8 +84,7 @@ class ChatCaptioner:
     # -- the Captioner protocol ----------------------------------------------------------------------
     def caption(self, frames: list[np.ndarray], timestamps: list[float]) -> str:
         """Caption one segment, continuing the conversation: only this segment's turn is fed."""
-        ids = self.model.tokenizer.encode(render_chat([{"role": "user",
-                                                        "content": self.segment_turn(frames, timestamps)}]))
+        ids = self.model.tokenizer.encode_chat([{"role": "user", "content": self.segment_turn(frames, timestamps)}])
         need = len(ids) + self.caption_tokens + len(self._close)
         if self.state.length + need > self.state.max_context:
             self._roll()
@@ -112,8 +109,8 @@ class ChatCaptioner:
             listing = "\n".join(f"[{clock(a)}-{clock(b)}] {text}" for a, b, text in kept)
             left_out = len(captions) - len(kept)
             note = f"({left_out} earlier captions left out)\n" if left_out else ""
-            ids = self._summary_system + self.model.tokenizer.encode(render_chat([{
-                "role": "user", "content": f"Timeline:\n{note}{listing}\n\nSummarize what happens in the video."}]))
+            ids = self._summary_system + self.model.tokenizer.encode_chat([{
+                "role": "user", "content": f"Timeline:\n{note}{listing}\n\nSummarize what happens in the video."}])
             if len(ids) <= room or len(kept) == 1:
                 break
             kept.pop(0)  # the context budget wins over the oldest captions
@@ -130,9 +127,10 @@ class ChatCaptioner:
             return
         start, end = self.since_roll[0][0], self.since_roll[-1][1]
         summary = self.summarize(self.since_roll)
-        earlier = render_chat([{"role": "user", "content": f"Earlier in the video ({clock(start)}-{clock(end)}): "
-                                                           f"{summary}"}], add_generation_prompt=False)
-        self.state, _ = self.cache.prefill(self._caption_system + self.model.tokenizer.encode(earlier))
+        earlier = self.model.tokenizer.encode_chat([{"role": "user", "content": f"Earlier in the video "
+                                                     f"({clock(start)}-{clock(end)}): {summary}"}],
+                                                   add_generation_prompt=False)
+        self.state, _ = self.cache.prefill(self._caption_system + earlier)
         self.since_roll = [(start, end, summary)]
         self.rolls += 1
 

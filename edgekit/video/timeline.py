@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.files import atomic_write_bytes, atomic_write_text
+from edgekit.files import atomic_write_bytes, atomic_write_text, check_writable_folder
 from edgekit.video.store import DB, FRAMES, Retention, Store, iso, one_line
 
 RECORDS = "timeline.jsonl"  # the format before the store: imported once
@@ -103,6 +103,7 @@ class Timeline:
                                "pass --append to continue it, --overwrite to start over, or another -o folder")
         if self.out.exists() and not self.out.is_dir():
             raise EdgekitError(f"{self.out} is a file", "pass a folder for -o")
+        check_writable_folder(self.out, "timeline")
         self.mode = mode
         self.camera = camera_id(camera) if camera else default_camera()
         self.retention = retention
@@ -187,8 +188,11 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         try:
             if not line.endswith(b"\n"):
                 raise ValueError("unterminated line")
-            records.append(json.loads(line))
-        except ValueError:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("type"), str):
+                raise ValueError("not a record")
+            records.append(record)
+        except (ValueError, RecursionError):  # RecursionError: a line of thousands of nested brackets
             if good + len(line) < len(data):  # damage before the last line is not a torn write
                 raise EdgekitError(f"{path} is corrupt at byte {good}",
                                    "move it away (or pass --overwrite) to start a new timeline") from None
