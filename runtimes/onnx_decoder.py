@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import weakref
+from collections.abc import Mapping
 
 import numpy as np
 import onnxruntime as ort
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
+from edgekit.memory import release_freed_heap
 from edgekit.runtimes.state import HybridState, aligned_empty
 
 
@@ -24,8 +26,9 @@ class OnnxDecoder:
     backend = "onnx"
 
     def __init__(self, bundle: Bundle, threads: int | None = None, max_context: int | None = None,
-                 profile_prefix: str | None = None) -> None:
-        """``profile_prefix``: record an onnxruntime profile (per-node times) to files with this prefix."""
+                 profile_prefix: str | None = None, session_config: Mapping[str, str] | None = None) -> None:
+        """``profile_prefix``: record an onnxruntime profile (per-node times) to files with this prefix;
+        ``session_config``: extra onnxruntime session config entries (``session.disable_prepacking``...)."""
         self.bundle = bundle
         self.cfg = bundle.text_config
         self.max_context = max_context or bundle.manifest["runtime"]["max_context"]
@@ -37,6 +40,8 @@ class OnnxDecoder:
         if profile_prefix:
             opts.enable_profiling = True
             opts.profile_file_prefix = profile_prefix
+        for key, value in (session_config or {}).items():
+            opts.add_session_config_entry(key, value)
         graph = bundle.file(bundle.manifest["graphs"]["decoder"]["file"])
         try:
             self.session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
@@ -44,6 +49,7 @@ class OnnxDecoder:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EdgekitError(f"onnxruntime could not load {graph} ({first[:200]})",
                                "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
+        release_freed_heap()  # building the session frees its graph copies and the weights it pre-packed
         self._check_io()
         self.kv_in_place = bundle.manifest["graphs"]["decoder"]["kv_update"] == "in_place"
         self._no_embeds = np.zeros((1, 1, self.cfg.hidden_size), np.float32)
