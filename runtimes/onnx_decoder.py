@@ -26,9 +26,11 @@ class OnnxDecoder:
     backend = "onnx"
 
     def __init__(self, bundle: Bundle, threads: int | None = None, max_context: int | None = None,
-                 profile_prefix: str | None = None, session_config: Mapping[str, str] | None = None) -> None:
+                 profile_prefix: str | None = None, session_config: Mapping[str, str] | None = None,
+                 cpu_arena: bool = True) -> None:
         """``profile_prefix``: record an onnxruntime profile (per-node times) to files with this prefix;
-        ``session_config``: extra onnxruntime session config entries (``session.disable_prepacking``...)."""
+        ``session_config``: extra onnxruntime session config entries (``session.disable_prepacking``...);
+        ``cpu_arena``: onnxruntime's CPU memory arena."""
         self.bundle = bundle
         self.cfg = bundle.text_config
         self.max_context = max_context or bundle.manifest["runtime"]["max_context"]
@@ -37,6 +39,7 @@ class OnnxDecoder:
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # spinning hurts on busy cores
         opts.log_severity_level = 3
+        opts.enable_cpu_mem_arena = cpu_arena
         if profile_prefix:
             opts.enable_profiling = True
             opts.profile_file_prefix = profile_prefix

@@ -31,6 +31,7 @@ class Levers:
     release_heap: bool = True      # give freed heap back to the OS after the tokenizer and each session
     tokenizer_first: bool = True   # load the tokenizer before the weights (its load peaks on temporaries)
     reserved_kv: bool = True       # KV pages resident only as rows are written (off: the whole budget at once)
+    arena: bool = True             # onnxruntime's CPU memory arena
     session_config: dict[str, str] = field(default_factory=dict)  # extra onnxruntime session config entries
 
     @classmethod
@@ -39,7 +40,7 @@ class Levers:
         flags, config = {}, {}
         for pair in pairs:
             key, _, value = pair.partition("=")
-            if key in ("release_heap", "tokenizer_first", "reserved_kv"):
+            if key in ("release_heap", "tokenizer_first", "reserved_kv", "arena"):
                 flags[key] = value not in ("0", "false", "off")
             else:
                 config[key] = value
@@ -93,7 +94,7 @@ def measure_stages(bundle_dir: str | Path, threads: int | None = 2, max_context:
             from edgekit.runtimes.onnx_decoder import OnnxDecoder
 
             decoder = OnnxDecoder(bundle, threads=threads, max_context=max_context,
-                                  session_config=levers.session_config)
+                                  session_config=levers.session_config, cpu_arena=levers.arena)
         else:
             from edgekit.runtimes import open_decoder
 
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-context", type=int, default=None)
     parser.add_argument("--no-vision", action="store_true")
     parser.add_argument("--lever", action="append", default=[], help="K=V: release_heap=0, reserved_kv=0, "
-                        "tokenizer_first=0 or an onnxruntime session config entry")
+                        "tokenizer_first=0, arena=0 or an onnxruntime session config entry")
     args = parser.parse_args(argv)
     result = measure_stages(args.bundle, args.threads, args.max_context, args.pp, args.tg, not args.no_vision,
                             Levers.parse(args.lever))
