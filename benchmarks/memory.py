@@ -30,9 +30,11 @@ HERE = Path(__file__).resolve().parent
 OFF = ["release_heap=0", "tokenizer_first=0", "reserved_kv=0"]
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "before": ("every lever off (edgekit before this change)", OFF),
-    "+heap": ("freed heap given back after the tokenizer and each session", ["tokenizer_first=0", "reserved_kv=0"]),
+    "+heap": ("freed heap given back after the tokenizer and each session",
+              ["tokenizer_first=0", "reserved_kv=0"]),
     "+heap+order": ("... and the tokenizer loaded before the weights", ["reserved_kv=0"]),
-    "+reserved-kv": ("KV pages resident only as rows are written", ["release_heap=0", "tokenizer_first=0"]),
+    "+reserved-kv": ("KV pages resident only as rows are written",
+                     ["release_heap=0", "tokenizer_first=0"]),
     "+no-prepack": ("onnxruntime session.disable_prepacking=1 (MatMulNBits keeps the file's layout)",
                     OFF + ["session.disable_prepacking=1"]),
     "+no-arena": ("onnxruntime CPU arena off", OFF + ["arena=0"]),

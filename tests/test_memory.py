@@ -117,3 +117,4 @@ def test_stage_breakdown_in_a_fresh_process(int4_bundle):
         if n.startswith("decoder.onnx"))
     assert result["peak_text_mib"] == result["stages"][5]["peak"]
 
+
