@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,14 +28,16 @@ from edgekit.files import atomic_write_text
 from machine import machine_info, versions  # beside this script
 
 HERE = Path(__file__).resolve().parent
-OFF = ["release_heap=0", "tokenizer_first=0", "reserved_kv=0"]
+OFF = ["release_heap=0", "page_out=0", "tokenizer_first=0", "reserved_kv=0"]
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "before": ("every lever off (edgekit before this change)", OFF),
     "+heap": ("freed heap given back after the tokenizer and each session",
-              ["tokenizer_first=0", "reserved_kv=0"]),
-    "+heap+order": ("... and the tokenizer loaded before the weights", ["reserved_kv=0"]),
+              ["page_out=0", "tokenizer_first=0", "reserved_kv=0"]),
+    "+heap+order": ("... and the tokenizer loaded before the weights", ["page_out=0", "reserved_kv=0"]),
+    "+page-out": ("mapped weight pages onnxruntime read once to pre-pack them dropped after loading",
+                  ["release_heap=0", "tokenizer_first=0", "reserved_kv=0"]),
     "+reserved-kv": ("KV pages resident only as rows are written",
-                     ["release_heap=0", "tokenizer_first=0"]),
+                     ["release_heap=0", "page_out=0", "tokenizer_first=0"]),
     "+no-prepack": ("onnxruntime session.disable_prepacking=1 (MatMulNBits keeps the file's layout)",
                     OFF + ["session.disable_prepacking=1"]),
     "+no-arena": ("onnxruntime CPU arena off", OFF + ["arena=0"]),
@@ -108,6 +111,14 @@ def to_markdown(result: dict[str, Any]) -> str:
                          f"{r['seconds']['median']:.2f} |")
             previous = r["rss"]["median"]
         lines.append("")
+    if result.get("whole"):
+        lines += [f"A plain `edgekit.load` run (`memory_whole.py`), before = `{result['whole_before_python']}`:", "",
+                  "| code | peak (MiB) | RSS at the end (MiB) | load (s) | prefill (tok/s) | decode (tok/s) |",
+                  "|---|---|---|---|---|---|"]
+        for name, w in result["whole"].items():
+            lines.append(f"| {name} | {cell(w['peak_mib'])} | {cell(w['rss_mib'])} | {cell(w['load_s'], 2)} | "
+                         f"{cell(w['prefill_tok_s'])} | {cell(w['decode_tok_s'], 1)} |")
+        lines.append("")
     st = first["state"]
     lines += [f"State: DeltaNet {st['deltanet_bytes'] / 2**20:.1f} MiB fixed; KV {st['kv_bytes_per_token'] / 1024:.0f} KiB "
               f"a token: {st['kv_used_bytes'] / 2**20:.1f} MiB for the {st['tokens']} tokens used, "
@@ -124,6 +135,8 @@ def main() -> None:
     parser.add_argument("--tg", type=int, default=64)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS))
     parser.add_argument("--name", help="results file stem (default memory-<model>-<backend>)")
+    parser.add_argument("--whole-before", metavar="PYTHON", help="also run memory_whole.py (a plain edgekit.load "
+                        "run) with this interpreter (another checkout's venv: the code before) and with this one")
     args = parser.parse_args()
     names = args.variants.split(",")
     unknown = [n for n in names if n not in VARIANTS]
@@ -135,17 +148,29 @@ def main() -> None:
                  and "arena=0" not in VARIANTS[n][1]]
     machine = machine_info()
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    pythons = {"before (whole)": args.whole_before, "after (whole)": sys.executable} if args.whole_before else {}
+    whole: dict[str, list[dict[str, Any]]] = {n: [] for n in pythons}
     for run in range(args.runs):
         for name in names:
             print(f"run {run + 1}/{args.runs}: {name}", file=sys.stderr, flush=True)
             runs[name].append(stages_in_child(args.bundle, threads=args.threads, pp=args.pp, tg=args.tg,
                                               levers=VARIANTS[name][1]))
+        for name, python in pythons.items():
+            print(f"run {run + 1}/{args.runs}: {name}", file=sys.stderr, flush=True)
+            done = subprocess.run([python, str(HERE / "memory_whole.py"), str(args.bundle), "--threads",
+                                   str(args.threads), "--pp", str(args.pp), "--tg", str(args.tg)],
+                                  capture_output=True, text=True)
+            whole[name].append(json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-300:]})
     machine["load_average_end"] = list(__import__("os").getloadavg())
     model = manifest["source"]["model"].split("/")[-1]
     result = {"benchmark": "memory", "bundle": str(args.bundle), "date": datetime.now(timezone.utc).isoformat(),
               "machine": machine, "versions": versions(), "runs": args.runs,
               "settings": {"threads": args.threads, "pp": args.pp, "tg": args.tg},
-              "variants": {n: summarize(r) for n, r in runs.items()}, "raw": runs}
+              "variants": {n: summarize(r) for n, r in runs.items()}, "whole": {
+                  n: {key: spread([r[key] for r in rs if "error" not in r]) for key in
+                      ("peak_mib", "rss_mib", "load_s", "prefill_tok_s", "decode_tok_s")} for n, rs in whole.items()
+                  if any("error" not in r for r in rs)},
+              "whole_before_python": args.whole_before, "raw": runs, "raw_whole": whole}
     stem = args.name or f"memory-{model}-{manifest['backend']}"
     out = HERE / "results"
     atomic_write_text(out / f"{stem}.json", json.dumps(result, indent=1) + "\n")

@@ -16,7 +16,8 @@ from functools import cache
 from pathlib import Path
 
 MIB = 2**20
-_release = {"enabled": True}
+MADV_PAGEOUT = 21  # Linux >= 5.4: reclaim these pages now (clean file pages are dropped, re-read on next use)
+_release = {"enabled": True, "page_out": True}
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,37 @@ def _malloc_trim():
     return trim
 
 
-def set_heap_release(enabled: bool) -> None:
-    """Turn ``release_freed_heap`` on or off for this process (off: measure what it saves)."""
-    _release["enabled"] = enabled
+def set_heap_release(enabled: bool, page_out: bool = True) -> None:
+    """Turn ``release_freed_heap`` and ``page_out_mapped`` on or off for this process (off: measure what they save)."""
+    _release["enabled"], _release["page_out"] = enabled, page_out
+
+
+def page_out_mapped(folder: Path) -> int:
+    """Drop this process's resident pages of files mapped from ``folder``; return the bytes of mappings advised.
+
+    onnxruntime maps each external-data weight and keeps the mapping after it has pre-packed the weight into
+    its own buffer, so the pages it read while packing stay resident though only the ops that read weights as
+    stored (the embedding gather: the rows of the ids seen) touch them again. Paged out, those come back one
+    page at a time as they are used. ``MADV_PAGEOUT`` never discards data (a private page the process wrote
+    would go to swap, not away); a no-op before Linux 5.4 and off Linux.
+    """
+    if not _release["page_out"]:
+        return 0
+    try:
+        maps = Path("/proc/self/maps").read_text().splitlines()
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return 0
+    madvise.argtypes, madvise.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
+    prefix, advised = str(Path(folder).resolve()) + "/", 0
+    for line in maps:
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5].startswith(prefix):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if madvise(start, end - start, MADV_PAGEOUT) != 0:
+                return advised  # EINVAL: a kernel without MADV_PAGEOUT
+            advised += end - start
+    return advised
 
 
 def release_freed_heap() -> bool:

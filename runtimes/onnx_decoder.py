@@ -11,7 +11,7 @@ import onnxruntime as ort
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
-from edgekit.memory import release_freed_heap
+from edgekit.memory import page_out_mapped, release_freed_heap
 from edgekit.runtimes.state import HybridState, aligned_empty
 
 
@@ -53,6 +53,7 @@ class OnnxDecoder:
             raise EdgekitError(f"onnxruntime could not load {graph} ({first[:200]})",
                                "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
         release_freed_heap()  # building the session frees its graph copies and the weights it pre-packed
+        page_out_mapped(bundle.path)  # the mapped weights it has packed stay mapped, read once: let them go
         self._check_io()
         self.kv_in_place = bundle.manifest["graphs"]["decoder"]["kv_update"] == "in_place"
         self._no_embeds = np.zeros((1, 1, self.cfg.hidden_size), np.float32)

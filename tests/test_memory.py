@@ -13,7 +13,7 @@ import pytest
 
 import edgekit
 from edgekit.device.memory_profile import Levers, stages_in_child
-from edgekit.memory import release_freed_heap, resident
+from edgekit.memory import page_out_mapped, release_freed_heap, resident
 from edgekit.runtimes.state import HybridState, reserved_zeros
 from edgekit.tokenizer import Tokenizer, render_chat
 
@@ -36,6 +36,21 @@ def test_reserved_kv_pages_become_resident_only_when_written():
     kv[:, :, :3] = 1.0  # three rows of each head: one page per head
     assert _resident_pages(kv) == 2
     assert not kv[:, :, 3:].any()  # (reading maps the kernel's one zero page: mincore would count it)
+
+
+def _mapped_rss(array: np.ndarray) -> int:
+    """Resident bytes (``Rss`` in /proc/self/smaps) of the mapping that holds ``array``."""
+    lines = open("/proc/self/smaps").read().splitlines()
+    for n, line in enumerate(lines):
+        span = line.split()[0]
+        if "-" in span and not line.split()[0].endswith(":"):
+            try:
+                start, end = (int(x, 16) for x in span.split("-"))
+            except ValueError:
+                continue
+            if start <= array.ctypes.data < end:
+                return next(int(x.split()[1]) * 1024 for x in lines[n + 1:] if x.startswith("Rss:"))
+    raise AssertionError("no mapping holds the array")
 
 
 def _run(model, state, prompt, steps):
@@ -118,3 +133,30 @@ def test_stage_breakdown_in_a_fresh_process(int4_bundle):
     assert result["peak_text_mib"] == result["stages"][5]["peak"]
 
 
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_PAGEOUT is Linux's")
+def test_paged_out_mapping_reads_back_the_same_bytes(tmp_path):
+    data = np.random.default_rng(1).integers(0, 255, 64 * mmap.PAGESIZE, dtype=np.uint8)
+    data.tofile(tmp_path / "weights.bin")
+    mapped = np.memmap(tmp_path / "weights.bin", dtype=np.uint8, mode="r")
+    assert np.array_equal(mapped, data) and _mapped_rss(mapped) == mapped.nbytes
+    advised = page_out_mapped(tmp_path)
+    if advised == 0:
+        pytest.skip("this kernel has no MADV_PAGEOUT (Linux < 5.4)")
+    assert advised >= mapped.nbytes and _mapped_rss(mapped) == 0  # no longer counted in this process's RSS
+    assert np.array_equal(mapped, data)  # read back from the file
+
+
+def test_logits_identical_with_mapped_weights_paged_out(int4_bundle):
+    from edgekit.memory import set_heap_release
+
+    prompt = np.random.default_rng(4).integers(0, 1000, 40).tolist()
+    try:
+        set_heap_release(True, page_out=False)
+        kept = edgekit.load(int4_bundle, max_context=128)
+        expected = _run(kept, kept.new_state(), prompt, 10)
+    finally:
+        set_heap_release(True, page_out=True)
+    paged = edgekit.load(int4_bundle, max_context=128)
+    assert all(np.array_equal(a, b) for a, b in zip(expected, _run(paged, paged.new_state(), prompt, 10), strict=True))
