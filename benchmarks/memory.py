@@ -84,7 +84,8 @@ def to_markdown(result: dict[str, Any]) -> str:
              f"- Settings: {result['settings']['pp']}-token prefill, {result['settings']['tg']} greedy decode steps, "
              f"{result['settings']['threads']} threads, context {first['settings']['max_context']} (the bundle's "
              f"default); {result['runs']} runs per variant, interleaved; each run a fresh process",
-             "- Peak (text): VmHWM after load + prefill + decode, before the vision tower. Cells: median [min – max]", "",
+             "- Peak (text): VmHWM after load + prefill + decode, before the vision tower. "
+             "Cells: median [min – max]", "",
              "| variant | peak, text (MiB) | ÷ weights | RSS after decode (MiB) | anonymous | file-backed | "
              "load (s) | prefill (tok/s) | decode (tok/s) | peak with vision (MiB) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -103,7 +104,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         if not s or "error" in s:
             continue
         lines += [f"RSS by stage, `{name}` (MiB, medians; Δ: growth over the stage before):", "",
-                  "| stage | RSS | Δ | anonymous | file-backed | peak so far | seconds |", "|---|---|---|---|---|---|---|"]
+                  "| stage | RSS | Δ | anonymous | file-backed | peak so far | seconds |",
+                  "|---|---|---|---|---|---|---|"]
         previous = 0.0
         for stage, r in s["stages"].items():
             lines.append(f"| {stage} | {r['rss']['median']:.0f} | {r['rss']['median'] - previous:+.0f} | "
@@ -120,7 +122,8 @@ def to_markdown(result: dict[str, Any]) -> str:
                          f"{cell(w['prefill_tok_s'])} | {cell(w['decode_tok_s'], 1)} |")
         lines.append("")
     st = first["state"]
-    lines += [f"State: DeltaNet {st['deltanet_bytes'] / 2**20:.1f} MiB fixed; KV {st['kv_bytes_per_token'] / 1024:.0f} KiB "
+    lines += [f"State: DeltaNet {st['deltanet_bytes'] / 2**20:.1f} MiB fixed; "
+              f"KV {st['kv_bytes_per_token'] / 1024:.0f} KiB "
               f"a token: {st['kv_used_bytes'] / 2**20:.1f} MiB for the {st['tokens']} tokens used, "
               f"{st['kv_budget_bytes'] / 2**20:.1f} MiB for the whole budget of {st['max_context']}.", ""]
     return "\n".join(lines)

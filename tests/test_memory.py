@@ -126,7 +126,8 @@ def test_stage_breakdown_in_a_fresh_process(int4_bundle):
     assert names == ["python", "imports", "tokenizer", "decoder", "prefill", "decode", "vision", "vision released"]
     for stage in result["stages"]:
         assert 0 < stage["anonymous"] + stage["file"] <= stage["rss"] + 0.2 <= stage["peak"] + 0.2
-    assert result["state"]["tokens"] == 20 and result["state"]["kv_used_bytes"] == 20 * result["state"]["kv_bytes_per_token"]
+    state = result["state"]
+    assert state["tokens"] == 20 and state["kv_used_bytes"] == 20 * state["kv_bytes_per_token"]
     assert result["bundle"]["weights_bytes"] == sum(
         f["bytes"] for n, f in json.loads((int4_bundle / "manifest.json").read_text())["files"].items()
         if n.startswith("decoder.onnx"))
