@@ -74,9 +74,11 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=2.0)
     parser.add_argument("--segment", default="10s")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bundle", type=Path, help="an exported int4 ONNX bundle with vision (default: export one)")
+    parser.add_argument("--name", help="results file stem (default summarize-<model>)")
     args = parser.parse_args()
     machine = machine_info()
-    bundle = cached_bundle(args.model)
+    bundle = args.bundle or cached_bundle(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_clip(Path(tmp) / "clip.avi", args.seconds)
         cmd = [sys.executable, "-m", "edgekit", "summarize", str(bundle), str(clip), "-o", str(Path(tmp) / "out"),
@@ -92,12 +94,12 @@ def main() -> None:
     result = {
         "benchmark": "summarize_speed", "model": args.model,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine,
-        "versions": versions(), "settings": {**vars(args), "clip": "640x480 10 fps MJPG, busy: every sampled frame changes"},
+        "versions": versions(), "settings": {**vars(args), "bundle": str(bundle), "clip": "640x480 10 fps MJPG, busy: every sampled frame changes"},
         "captioner": run["captioner"], "segments": len(run["segments"]),
         "frames_captioned": sum(len(segment["timestamps"]) for segment in run["segments"]), "wall_s": measured.wall_s,
         "real_time_factor": measured.wall_s / args.seconds, "peak_rss_bytes": measured.peak_rss_bytes,
     }
-    stem = HERE / "results" / f"summarize-{args.model}"  # not with_suffix: "0.8b" is no extension
+    stem = HERE / "results" / (args.name or f"summarize-{args.model}")  # not with_suffix: "0.8b" is no extension
     atomic_write_text(stem.parent / f"{stem.name}.json", json.dumps(result, indent=2) + "\n")
     md = (f"# edgekit summarize speed — `{args.model}`\n\n- Date: {result['date']}\n"
           f"- Versions: {', '.join(f'{k} {v}' for k, v in result['versions'].items())}\n"

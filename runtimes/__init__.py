@@ -25,8 +25,9 @@ def load(bundle_dir: str | Path, threads: int | None = None, max_context: int | 
     bundle = Bundle.open(bundle_dir)
     check_context(bundle, max_context)
     bundle.check_files()
-    decoder = open_decoder(bundle, threads=threads, max_context=max_context)
+    # The tokenizer first: its load peaks on temporary buffers, given back before the weights arrive.
     tokenizer = Tokenizer.from_file(bundle.file(bundle.manifest.tokenizer.file))
+    decoder = open_decoder(bundle, threads=threads, max_context=max_context)
     return Model(bundle, decoder, tokenizer, chunk_size=chunk_size, threads=threads)
 
 

@@ -64,8 +64,9 @@ class ExecuTorchDecoder:
         path = bundle.file(graph.file)
         try:
             program = runtime.get().load_program(path, enable_etdump=etdump)
-            names = ("forward", "forward_rows", "get_state", "set_state")
-            self._methods = {name: program.load_method(name) for name in names if name in program.method_names}
+            # forward_rows (vision rows, positions after an image) is loaded on first use: each method holds its
+            # own XNNPACK copy of the packed weights, so a text-only run keeps one copy instead of two.
+            self._methods = {name: program.load_method(name) for name in ("forward", "get_state", "set_state")}
         except Exception as err:  # ExecuTorch raises RuntimeError with its internal error code
             raise EdgekitError(f"ExecuTorch could not load {path} ({str(err).strip().splitlines()[0][:200]})",
                                "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
@@ -99,8 +100,10 @@ class ExecuTorchDecoder:
         positions = positions.reshape(3, t)
         text = embeds is None and (positions == np.arange(state.length, state.length + t)).all()
         if not text and "forward_rows" not in self._methods:
-            raise EdgekitError("this .pte is text-only (no forward_rows method), so it takes no images",
-                               "re-export it with this edgekit from a checkpoint with a vision tower")
+            if "forward_rows" not in self._program.method_names:
+                raise EdgekitError("this .pte is text-only (no forward_rows method), so it takes no images",
+                                   "re-export it with this edgekit from a checkpoint with a vision tower")
+            self._methods["forward_rows"] = self._program.load_method("forward_rows")
         self._make_resident(state)
         torch = self._torch
         tokens = torch.from_numpy(np.ascontiguousarray(ids.reshape(1, t), dtype=np.int64))

@@ -10,6 +10,7 @@ import numpy as np
 from edgekit.bundle import Bundle
 from edgekit.config import TextConfig
 from edgekit.errors import EdgekitError
+from edgekit.memory import release_freed_heap
 from edgekit.multimodal import FramePair, MultimodalPrompt, Part, VisionEmbeds, build_prompt
 from edgekit.runtimes.state import HybridState
 from edgekit.sampling import Sampler, SamplingParams
@@ -79,6 +80,12 @@ class Model:
         if self._vision is None:
             self._vision = open_vision_encoder(self.bundle, self.decoder, self.threads)
         return self._vision
+
+    def release_vision(self) -> None:
+        """Free the vision encoder (``model.vision`` loads it again when next used): text-only turns after
+        an image need not keep the tower resident."""
+        self._vision = None
+        release_freed_heap()
 
     def prefill(self, state: HybridState, ids: Sequence[int]) -> np.ndarray:
         """Fold prompt tokens into ``state`` in chunks of ``chunk_size``; return the last logits [V]."""

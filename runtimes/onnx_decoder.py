@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import weakref
+from collections.abc import Mapping
 
 import numpy as np
 import onnxruntime as ort
@@ -12,6 +13,7 @@ ort.set_default_logger_severity(3)  # the process-wide logger: no warnings (e.g.
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
+from edgekit.memory import page_out_mapped, release_freed_heap
 from edgekit.runtimes.state import HybridState, aligned_empty
 
 
@@ -26,8 +28,11 @@ class OnnxDecoder:
     backend = "onnx"
 
     def __init__(self, bundle: Bundle, threads: int | None = None, max_context: int | None = None,
-                 profile_prefix: str | None = None) -> None:
-        """``profile_prefix``: record an onnxruntime profile (per-node times) to files with this prefix."""
+                 profile_prefix: str | None = None, session_config: Mapping[str, str] | None = None,
+                 cpu_arena: bool = True) -> None:
+        """``profile_prefix``: record an onnxruntime profile (per-node times) to files with this prefix;
+        ``session_config``: extra onnxruntime session config entries (``session.disable_prepacking``...);
+        ``cpu_arena``: onnxruntime's CPU memory arena."""
         self.bundle = bundle
         self.cfg = bundle.text_config
         self.max_context = max_context or bundle.manifest.runtime.max_context
@@ -36,9 +41,12 @@ class OnnxDecoder:
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # spinning hurts on busy cores
         opts.log_severity_level = 4  # fatal only: a load error is raised as one line below, not also logged
+        opts.enable_cpu_mem_arena = cpu_arena
         if profile_prefix:
             opts.enable_profiling = True
             opts.profile_file_prefix = profile_prefix
+        for key, value in (session_config or {}).items():
+            opts.add_session_config_entry(key, value)
         graph = bundle.file(bundle.manifest.decoder.file)
         try:
             self.session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
@@ -46,6 +54,8 @@ class OnnxDecoder:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EdgekitError(f"onnxruntime could not load {graph} ({first[:200]})",
                                "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
+        release_freed_heap()  # building the session frees its graph copies and the weights it pre-packed
+        page_out_mapped(bundle.path)  # the mapped weights it has packed stay mapped, read once: let them go
         self._check_io()
         self.kv_in_place = bundle.manifest.decoder.kv_update == "in_place"
         self._no_embeds = np.zeros((1, 1, self.cfg.hidden_size), np.float32)

@@ -2,11 +2,15 @@
 
 Qwen3.5 carries two kinds of memory: each Gated DeltaNet layer a fixed-size conv + recurrent state
 (the past folded in, it cannot be rewound), each full-attention layer a KV cache that grows by one row
-per token (it can be cut back to any length). The KV buffers are preallocated to the context budget.
+per token (it can be cut back to any length). The KV buffers are reserved for the whole context budget
+but committed as they fill: each is an anonymous memory mapping, whose pages the OS makes resident only
+when a row is first written, so RSS grows with the context used (in 4 KiB pages) while the arrays, their
+addresses and onnxruntime's in-place binding stay the same from the first token to the last.
 """
 
 from __future__ import annotations
 
+import mmap
 from typing import Protocol
 
 import numpy as np
@@ -28,6 +32,18 @@ def aligned_zeros(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
     array = aligned_empty(shape, dtype)
     array.fill(0)
     return array
+
+
+def reserved_zeros(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    """A zero array on its own anonymous mapping (page-aligned): pages become resident when first written.
+
+    Not ``np.zeros``: numpy asks for transparent huge pages on large arrays, which would commit 2 MiB at
+    the first row written.
+    """
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if nbytes == 0:
+        return np.zeros(shape, dtype)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype).reshape(shape)
 
 
 def aligned_copy(array: np.ndarray) -> np.ndarray:
@@ -103,7 +119,7 @@ class HybridState:
         def clone_kv(buffers: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
             out = {}
             for i, buf in buffers.items():
-                new = aligned_empty(buf.shape, buf.dtype)
+                new = reserved_zeros(buf.shape, buf.dtype)
                 new[:, :, : self.length] = buf[:, :, : self.length]
                 out[i] = new
             return out
@@ -126,10 +142,12 @@ class HybridState:
         return {f"{kind}.{i}": per_kind[kind] for kind, i in cfg.state_tensors()}
 
     @classmethod
-    def zeros(cls, cfg: TextConfig, max_context: int) -> "HybridState":
-        """A fresh state: every DeltaNet state zero, the KV cache preallocated to ``max_context`` rows."""
+    def zeros(cls, cfg: TextConfig, max_context: int, commit_kv: bool = False) -> "HybridState":
+        """A fresh state: every DeltaNet state zero, the KV cache reserved for ``max_context`` rows (resident
+        as rows are written; ``commit_kv``: resident at once, as before, for comparisons)."""
         arrays: dict[str, dict[int, np.ndarray]] = {"conv": {}, "recurrent": {}, "key": {}, "value": {}}
         for name, shape in cls.shapes(cfg, max_context).items():
             kind, layer = name.split(".")
-            arrays[kind][int(layer)] = aligned_zeros(shape)
+            lazy = kind in ("key", "value") and not commit_kv
+            arrays[kind][int(layer)] = reserved_zeros(shape) if lazy else aligned_zeros(shape)
         return cls(arrays["conv"], arrays["recurrent"], arrays["key"], arrays["value"])

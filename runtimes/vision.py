@@ -16,6 +16,7 @@ import onnxruntime as ort
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
+from edgekit.memory import page_out_mapped, release_freed_heap
 from edgekit.multimodal import VisionEmbeds
 from edgekit.vision_preprocess import VisionInput, position_taps, preprocess_image, preprocess_video, rotary_tables
 
@@ -55,6 +56,8 @@ class VisionEncoder:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EdgekitError(f"onnxruntime could not load {path} ({first[:200]})",
                                "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
+        release_freed_heap()
+        page_out_mapped(bundle.path)
         found = [i.name for i in self.session.get_inputs()]
         if found != list(spec.inputs):
             raise EdgekitError("the vision graph's inputs do not match the bundle's manifest",

@@ -47,6 +47,9 @@ def test_protocol_measures_every_part(profiled):
     assert {"DeltaNet", "attention", "MLP", "lm_head"} <= set(parts) and all(ms > 0 for ms in parts.values())
     assert "MatMulNBits" in r["breakdown"]["ms_per_step_top_ops"]
     assert r["breakdown"]["source"] == "onnxruntime profile"
+    stages = r["memory"]["stages"]
+    assert [s["stage"] for s in stages["stages"]][:6] == ["python", "imports", "tokenizer", "decoder", "prefill", "decode"]
+    assert stages["settings"]["pp"] == SETTINGS.pp and stages["state"]["tokens"] == SETTINGS.pp + SETTINGS.tg
 
 
 def test_idle_baseline_cancels_constant_power(profiled):
@@ -106,7 +109,8 @@ def test_html_report_is_self_contained_with_plots(profiled):
     checker = _Checker()
     checker.feed(page)
     assert checker.stack == []
-    assert checker.counts["svg"] == 3 and checker.counts["tr"] == len(metrics(profiled))
+    assert checker.counts["svg"] == 3
+    assert checker.counts["tr"] == len(metrics(profiled)) + 1 + len(profiled["memory"]["stages"]["stages"])
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
     points = page.split('<polyline points="')[1].split('"')[0].split()
     assert len(points) == SETTINGS.tg * SETTINGS.reps

@@ -57,6 +57,9 @@ def profile(
     battery_wh: Optional[float] = typer.Option(None, "--battery-wh", help="Battery capacity (Wh): report the "
                                                "battery %/hour the model costs (needs an energy source)."),
     duty_cycle: float = typer.Option(0.1, "--duty-cycle", help="Fraction of the hour spent decoding."),
+    memory_stages: bool = typer.Option(True, "--memory-stages/--no-memory-stages", help="Also measure RSS after "
+                                       "each stage (imports, tokenizer, decoder, prefill, decode, vision) in a "
+                                       "fresh process."),
     device: Optional[str] = typer.Option(None, "--device", help="Run on a phone (adb:SERIAL) or a board "
                                          "(ssh:HOST): stage the bundle there and run its edgekit."),
     remote_python: str = typer.Option("python3", "--remote-python", help="With --device: the command that "
@@ -83,7 +86,7 @@ def profile(
             raise EdgekitError("--battery-wh must be above 0 and --duty-cycle between 0 and 1", "fix the option")
         settings = ProfileSettings(pp=pp, tg=tg, depth=depth, reps=reps, threads=threads,
                                    soak_s=parse_duration(soak) if soak else 0.0, battery_wh=battery_wh,
-                                   duty_cycle=duty_cycle)
+                                   duty_cycle=duty_cycle, memory_stages=memory_stages)
         check_counts(threads=threads)
         if out.exists() and not out.is_dir():
             raise EdgekitError(f"-o {out} is a file, not a folder", "give a folder for the reports")

@@ -63,6 +63,25 @@ def _battery_change(device: dict[str, Any] | None) -> str:
     return f" · battery {level(before)} → {level(after)} ({after['status'] or 'status unknown'}{temp})"
 
 
+def memory_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(stage, RSS, anonymous, file-backed, peak so far) in MiB, from the fresh-process stage breakdown."""
+    stages = (result["memory"].get("stages") or {}).get("stages") or []
+    return [(s["stage"], f"{s['rss']:.0f}", f"{s['anonymous']:.0f}", f"{s['file']:.0f}", f"{s['peak']:.0f}")
+            for s in stages if "rss" in s]
+
+
+def _memory_note(result: dict[str, Any]) -> str:
+    stages = result["memory"].get("stages") or {}
+    if "error" in stages:
+        return f"the stage breakdown failed: {stages['error']}"
+    st = stages.get("state")
+    if not st:
+        return "no stage breakdown (not asked for, or this OS does not report resident memory)"
+    return (f"weights {stages['bundle']['weights_bytes'] / 2**20:.0f} MiB; DeltaNet state "
+            f"{st['deltanet_bytes'] / 2**20:.1f} MiB; KV {st['kv_used_bytes'] / 2**20:.1f} MiB for {st['tokens']} "
+            f"tokens (budget {st['max_context']}: {st['kv_budget_bytes'] / 2**20:.0f} MiB, resident as used)")
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     b = result["bundle"]
     lines = [f"# edgekit profile: {b['model']} ({b['quantization']}, {b['backend']})", "",
@@ -74,6 +93,11 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines += ["", f"Decode time by model part (ms per step, {result['breakdown']['source']}):", "",
               "| part | ms/step |", "|---|---|"]
     lines += [f"| {part} | {ms:.2f} |" for part, ms in result["breakdown"]["ms_per_step_by_module"].items()]
+    rows = memory_rows(result)
+    lines += ["", f"Memory by stage (MiB, a fresh process; {_memory_note(result)}):", ""]
+    if rows:
+        lines += ["| stage | RSS | anonymous | file-backed | peak so far |", "|---|---|---|---|---|"]
+        lines += [f"| {' | '.join(row)} |" for row in rows]
     soak = result.get("soak")
     if soak:
         temp = soak["max_temperature_c"]
@@ -139,6 +163,9 @@ bundle {result['bundle']['id']} ({html.escape(result['bundle']['quantization'])}
 <h2>Latency over time</h2>{_line_svg(result['inter_token_series_ms'], 'ms')}
 <h2>Where decode time goes</h2><p>ms per decode step, from the {html.escape(result['breakdown']['source'])}</p>
 {_bars_svg(result['breakdown']['ms_per_step_by_module'], 'ms')}
+<h2>Memory by stage</h2><p>MiB, in a fresh process; {html.escape(_memory_note(result))}</p>
+<table id="memory"><tr><th>stage</th><th>RSS</th><th>anonymous</th><th>file-backed</th><th>peak so far</th></tr>
+{"".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in memory_rows(result))}</table>
 <h2>Energy per token</h2>{energy_part}
 {_soak_html(result.get("soak"))}
 </body></html>

@@ -35,6 +35,7 @@ from edgekit.device.energy import (
     detect,
     energy_between,
 )
+from edgekit.device.memory_profile import stages_in_child
 from edgekit.device.process import Runner, run_command
 from edgekit.device.thermal import ThermalReader
 from edgekit.errors import EdgekitError
@@ -58,6 +59,7 @@ class ProfileSettings:
     soak_window_s: float = 5.0
     battery_wh: float | None = None  # with an energy source: battery %/hour the model costs...
     duty_cycle: float = 0.1          # ...when it decodes this fraction of the hour
+    memory_stages: bool = True       # where memory goes, stage by stage, in a fresh process
 
 
 class EnergySampler:
@@ -260,6 +262,12 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
     rng = np.random.default_rng(settings.seed)
     prompt = rng.integers(0, 248_000, settings.pp).tolist()
 
+    stages = None
+    if settings.memory_stages:
+        progress("memory by stage (fresh process)")
+        stages = stages_in_child(bundle_dir, threads=settings.threads, pp=settings.pp, tg=settings.tg,
+                                 max_context=context)
+
     progress("loading")
     start = time.perf_counter()
     model = edgekit.load(bundle_dir, threads=settings.threads, max_context=context)
@@ -339,7 +347,8 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
         "decode_at_depth_tok_s": _mean_sd(depth_rates),
         "inter_token_ms": {f"p{q}": float(np.percentile(itl_ms, q)) for q in (50, 90, 99)},
         "inter_token_series_ms": itl_ms,
-        "memory": {"peak_rss_bytes": peak_rss_bytes(), "state_fixed_bytes": fixed, "kv_bytes_per_token": per_token_kv},
+        "memory": {"peak_rss_bytes": peak_rss_bytes(), "state_fixed_bytes": fixed, "kv_bytes_per_token": per_token_kv,
+                   "stages": stages},
         "breakdown": breakdown,
         "energy": _energy_summary(source, idle, pp_joules, tg_joules, statistics.fmean(tg_rates), settings),
         "soak": soak,

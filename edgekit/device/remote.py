@@ -90,6 +90,8 @@ def profile_args(settings: ProfileSettings, energy: str) -> list[str]:
         args += ["--soak", f"{settings.soak_s!r}s"]
     if settings.battery_wh is not None:
         args += ["--battery-wh", settings.battery_wh]
+    if not settings.memory_stages:
+        args.append("--no-memory-stages")
     return [str(a) for a in args]
 
 

@@ -1,0 +1,111 @@
+"""Where this process's memory is: resident bytes split into anonymous and file-backed, and giving freed
+heap back to the OS.
+
+Linux reports the split in ``/proc/self/smaps_rollup`` (``Rss``, ``Anonymous``); file-backed pages are
+memory-mapped files (weights mapped from a bundle, shared libraries), which the kernel can drop and read
+again under pressure; anonymous pages (heap, arenas, copies of weights) it cannot. Elsewhere the
+readings are None.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+
+MIB = 2**20
+MADV_PAGEOUT = 21  # Linux >= 5.4: reclaim these pages now (clean file pages are dropped, re-read on next use)
+_release = {"enabled": True, "page_out": True}
+
+
+@dataclass(frozen=True)
+class Resident:
+    """Resident memory now (bytes), its anonymous and file-backed parts, and the peak so far (``VmHWM``)."""
+
+    rss: int
+    anonymous: int
+    file: int
+    peak: int
+
+    def as_mib(self) -> dict[str, float]:
+        return {key: round(value / MIB, 1) for key, value in asdict(self).items()}
+
+
+def _kib_fields(path: Path) -> dict[str, int]:
+    fields = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[-1] == "kB":
+            fields[parts[0].rstrip(":")] = int(parts[-2]) * 1024
+    return fields
+
+
+def resident(proc: Path = Path("/proc/self")) -> Resident | None:
+    """This process's resident memory, or None where ``/proc`` does not report it (macOS, Windows)."""
+    try:
+        rollup, status = _kib_fields(proc / "smaps_rollup"), _kib_fields(proc / "status")
+    except OSError:
+        return None
+    rss, anonymous = rollup["Rss"], rollup["Anonymous"]
+    shmem = status.get("RssShmem", 0)
+    return Resident(rss=rss, anonymous=anonymous, file=max(0, rss - anonymous - shmem), peak=status["VmHWM"])
+
+
+@cache
+def _malloc_trim():
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc (musl, Bionic, macOS): those give memory back their own way
+        return None
+    if trim is not None:
+        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+def set_heap_release(enabled: bool, page_out: bool = True) -> None:
+    """Turn ``release_freed_heap`` and ``page_out_mapped`` on or off for this process (off: measure what they save)."""
+    _release["enabled"], _release["page_out"] = enabled, page_out
+
+
+def page_out_mapped(folder: Path) -> int:
+    """Drop this process's resident pages of files mapped from ``folder``; return the bytes of mappings advised.
+
+    onnxruntime maps each external-data weight and keeps the mapping after it has pre-packed the weight into
+    its own buffer, so the pages it read while packing stay resident though only the ops that read weights as
+    stored (the embedding gather: the rows of the ids seen) touch them again. Paged out, those come back one
+    page at a time as they are used. ``MADV_PAGEOUT`` never discards data (a private page the process wrote
+    would go to swap, not away); a no-op before Linux 5.4 and off Linux.
+    """
+    if not _release["page_out"]:
+        return 0
+    try:
+        maps = Path("/proc/self/maps").read_text().splitlines()
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return 0
+    madvise.argtypes, madvise.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
+    prefix, advised = str(Path(folder).resolve()) + "/", 0
+    for line in maps:
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5].startswith(prefix):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if madvise(start, end - start, MADV_PAGEOUT) != 0:
+                return advised  # EINVAL: a kernel without MADV_PAGEOUT
+            advised += end - start
+    return advised
+
+
+def release_freed_heap() -> bool:
+    """Give the heap that was freed back to the OS (glibc ``malloc_trim``); False where there is no such call.
+
+    Parsing ``tokenizer.json`` or building an onnxruntime session frees hundreds of MiB of temporary
+    buffers that glibc keeps resident for reuse; this returns them, so they stop counting as RSS.
+    """
+    trim = _malloc_trim() if _release["enabled"] else None
+    if trim is None:
+        return False
+    trim(0)
+    return True
