@@ -206,17 +206,25 @@ class Qwen35Decoder(nn.Module):
     ``forward_rows`` over the very same modules under the same names.
     """
 
-    def __init__(self, cfg: TextConfig, w: WeightSource, max_context: int, embedding_block_size: int | None) -> None:
-        """``embedding_block_size``: int4 embedding table with this block size, or None for fp32."""
+    def __init__(self, cfg: TextConfig, w: WeightSource, max_context: int, embedding_block_size: int | None,
+                 finish: Callable[[nn.Module], None] | None = None) -> None:
+        """``embedding_block_size``: int4 embedding table with this block size, or None for fp32.
+        ``finish`` (e.g. quantization in place) runs on each layer and on the head as soon as it is built, so
+        only one layer's float weights exist at a time."""
         super().__init__()
         self.cfg, self.max_context = cfg, max_context
+        finish = finish or (lambda module: None)
         table = w("embed_tokens.weight")
         self.embed = (nn.Embedding.from_pretrained(table, freeze=True) if embedding_block_size is None
                       else Int4Embedding(table, embedding_block_size))
         self.rotary = Rotary(cfg)
-        self.layers = nn.ModuleList(Layer(cfg, w, i, max_context) for i in range(cfg.num_layers))
+        self.layers = nn.ModuleList()
+        for i in range(cfg.num_layers):
+            self.layers.append(Layer(cfg, w, i, max_context))
+            finish(self.layers[i])
         self.final_norm = Norm(w("norm.weight") + 1.0, cfg.rms_norm_eps)
         self.lm_head = linear(table if cfg.tie_word_embeddings else w("lm_head.weight"))
+        finish(self.lm_head)
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
         """Text: the rotary position of each token is its cache slot."""
