@@ -39,6 +39,7 @@ class Phases:
 
     def __init__(self, bar: Progress | None = None, visible: bool = True) -> None:
         self.records: list[dict[str, Any]] = []
+        self.notes: dict[str, Any] = {}  # facts a phase learned, kept beside the phases in the summary
         self._bar = bar
         self._task: TaskID | None = bar.add_task("", total=None, visible=visible) if bar is not None else None
         self._name: str | None = None
@@ -86,4 +87,5 @@ class Phases:
     def summary(self) -> dict[str, Any]:
         """The manifest's ``export`` section: the phases in order, the total wall time and the peak RSS."""
         return {"phases": self.records, "seconds": round(time.perf_counter() - self._begin, 3),
-                "peak_rss_bytes": _status_bytes("VmHWM") or max((r["peak_rss_bytes"] for r in self.records), default=0)}
+                "peak_rss_bytes": _status_bytes("VmHWM") or max((r["peak_rss_bytes"] for r in self.records), default=0),
+                **self.notes}
