@@ -79,7 +79,7 @@ def benchmark(model: str, chosen: list[str], runs: int) -> dict[str, Any]:
     for runtime, done in records.items():
         good = [r for r in done if "error" not in r]
         results[runtime] = {
-            "label": LABELS[runtime], "runs": done,
+            "label": LABELS[runtime], "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": done,
             "wall_s": stats([r["wall_s"] for r in good]),
             "peak_rss_bytes": stats([r["peak_rss_bytes"] for r in good]),
             "phases": phase_medians([r["phases"] for r in good if r.get("phases")]),
@@ -124,10 +124,10 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"{result['runs']} run(s) of each exporter, interleaved, each in a fresh process; "
         f"context budget {result['max_context']} tokens",
         "- Cells: median [min – max]; peak RSS is the export process's own (`wait4`)", "",
-        "| exporter | wall time (s) | peak RSS (MiB) |", "|---|---|---|",
+        "| exporter (measured) | wall time (s) | peak RSS (MiB) |", "|---|---|---|",
     ]
     for r in result["runtimes"].values():
-        lines.append(f"| {r['label']} | {cell(r['wall_s'])} | {cell(r['peak_rss_bytes'], MIB)} |")
+        lines.append(f"| {r['label']} ({r['date'][:16]}) | {cell(r['wall_s'])} | {cell(r['peak_rss_bytes'], MIB)} |")
     for runtime, why in result["skipped"].items():
         lines.append(f"| {LABELS[runtime]} | not run: {why} | |")
     for runtime, r in result["runtimes"].items():
@@ -151,6 +151,12 @@ def main() -> None:
     result = benchmark(args.model, args.runtime or list(RUNTIMES), args.runs)
     args.results.mkdir(parents=True, exist_ok=True)
     stem = args.results / f"export-speed-{args.model}"
+    previous = Path(f"{stem}.json")
+    if previous.is_file():  # exporters not run this time keep their last results (each says its date)
+        old = json.loads(previous.read_text())
+        for runtime, entry in old["runtimes"].items():
+            if runtime not in result["runtimes"] and runtime not in result["skipped"]:
+                result["runtimes"][runtime] = {**entry, "date": entry.get("date", old["date"])}
     atomic_write_text(Path(f"{stem}.json"), json.dumps(result, indent=2) + "\n")
     atomic_write_text(Path(f"{stem}.md"), render_markdown(result))
     print(render_markdown(result))

@@ -87,5 +87,5 @@ class Phases:
     def summary(self) -> dict[str, Any]:
         """The manifest's ``export`` section: the phases in order, the total wall time and the peak RSS."""
         return {"phases": self.records, "seconds": round(time.perf_counter() - self._begin, 3),
-                "peak_rss_bytes": _status_bytes("VmHWM") or max((r["peak_rss_bytes"] for r in self.records), default=0),
+                "peak_rss_bytes": max([_status_bytes("VmHWM")] + [r["peak_rss_bytes"] for r in self.records]),
                 **self.notes}

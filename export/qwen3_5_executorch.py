@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,14 +57,17 @@ def linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> nn.Linear:
 class Int4Embedding(nn.Module):
     """Token rows from a blockwise int4 table (ExecuTorch's ``quantized_decomposed::embedding_4bit``)."""
 
+    ROWS_AT_ONCE = 8192  # the quantizer's float temporaries are a few times its input: bound them
+
     def __init__(self, table: torch.Tensor, block_size: int) -> None:
         super().__init__()
-        q = quantize_int4(table.numpy(), block_size)
-        packed = q.packed.reshape(q.packed.shape[0], -1)
+        rows = [quantize_int4(table[i:i + self.ROWS_AT_ONCE].numpy(), block_size)
+                for i in range(0, table.shape[0], self.ROWS_AT_ONCE)]
+        packed = np.concatenate([q.packed.reshape(q.packed.shape[0], -1) for q in rows])
         # ExecuTorch packs the even element in the high nibble; ours (MatMulNBits') in the low one.
         packed = ((packed & 0x0F) << 4) | (packed >> 4)
-        self.register_buffer("packed", torch.from_numpy(packed.copy()))
-        self.register_buffer("scales", torch.from_numpy(q.scales.copy()))
+        self.register_buffer("packed", torch.from_numpy(packed))
+        self.register_buffer("scales", torch.from_numpy(np.concatenate([q.scales for q in rows])))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return torch.ops.quantized_decomposed.embedding_4bit.dtype(
