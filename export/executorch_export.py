@@ -125,45 +125,48 @@ def export_executorch(model: str, out: str | Path, *, quant: str = "8da4w", bloc
 
     with progress() as bar:
         phases = Phases(bar, visible=show_progress)
-        phases.start(f"loading {model}")
-        ck = load_checkpoint(model)
-        phases.start(f"building the decoder ({quant})")
-        decoder = build_decoder(ck, quant, block_size, runtime["max_context"])
-        tower = None
-        if vision and ck.vision:
-            phases.start(f"building the vision tower ({quant})")
-            tower = build_vision(ck, quant, vision_size)
-        ck.tensors.clear()  # the modules hold their own (quantized) weights: free the checkpoint before lowering
-        ck.vision.clear()
-        programs = export_programs(decoder, runtime["chunk_size"], tower, phases)
-        methods = list(programs)
-        common = common_manifest(ck, "executorch", target, runtime)
-        pte = lower(programs, {"get_max_context_len": runtime["max_context"],
-                               "get_max_seq_len": runtime["chunk_size"], "get_vocab_size": ck.text.vocab_size,
-                               "get_eos_ids": common["tokenizer"]["eos_ids"], "use_kv_cache": True,
-                               "enable_dynamic_shape": True, "get_bos_id": -1, "get_n_layers": ck.text.num_layers},
-                    phases)
-        phases.start("writing the bundle")
-        with atomic_dir(out, overwrite=overwrite) as tmp:
-            (tmp / "model.pte").write_bytes(pte)
-            write_tokenizer(ck, tmp)
-            graphs = {"decoder": {"file": "model.pte", "methods": [m for m in methods if m != "vision_encoder"],
-                                  "delegate": "xnnpack", "max_tokens_per_call": runtime["chunk_size"],
-                                  "kv_update": "resident", "logits": "last"}}
-            if tower is not None:
-                graphs["vision"] = vision_spec(ck.config, quant, tower, Tokenizer.from_file(tmp / "tokenizer.json"))
-            manifest = write_manifest(tmp, {
-                **common,
-                "graphs": graphs,
-                "required_ops": REQUIRED_OPS + ([EMBEDDING_4BIT_OP] if quant == "8da4w" else []),
-                "quantization": ({"weights": "fp32"} if quant == "fp32" else {
-                    "weights": "8da4w", "block_size": block_size, "symmetric": True,
-                    "activations": "int8, dynamic per token",
-                    "embedding": "int4 table (a second copy: the tied lm_head is quantized by torchao)",
-                    "kept_fp32": ["norms", "conv1d", "in_proj_a/b (DeltaNet gates)"]}),
-                "export": phases.summary(),
-            })
-        phases.stop()
+        try:
+            phases.start(f"loading {model}")
+            ck = load_checkpoint(model)
+            phases.start(f"building the decoder ({quant})")
+            decoder = build_decoder(ck, quant, block_size, runtime["max_context"])
+            tower = None
+            if vision and ck.vision:
+                phases.start(f"building the vision tower ({quant})")
+                tower = build_vision(ck, quant, vision_size)
+            ck.tensors.clear()  # the modules hold their own (quantized) weights: free the checkpoint before lowering
+            ck.vision.clear()
+            programs = export_programs(decoder, runtime["chunk_size"], tower, phases)
+            methods = list(programs)
+            common = common_manifest(ck, "executorch", target, runtime)
+            pte = lower(programs, {"get_max_context_len": runtime["max_context"],
+                                   "get_max_seq_len": runtime["chunk_size"], "get_vocab_size": ck.text.vocab_size,
+                                   "get_eos_ids": common["tokenizer"]["eos_ids"], "use_kv_cache": True,
+                                   "enable_dynamic_shape": True, "get_bos_id": -1, "get_n_layers": ck.text.num_layers},
+                        phases)
+            phases.start("writing the bundle")
+            with atomic_dir(out, overwrite=overwrite) as tmp:
+                (tmp / "model.pte").write_bytes(pte)
+                write_tokenizer(ck, tmp)
+                graphs = {"decoder": {"file": "model.pte", "methods": [m for m in methods if m != "vision_encoder"],
+                                      "delegate": "xnnpack", "max_tokens_per_call": runtime["chunk_size"],
+                                      "kv_update": "resident", "logits": "last"}}
+                if tower is not None:
+                    graphs["vision"] = vision_spec(ck.config, quant, tower, Tokenizer.from_file(tmp / "tokenizer.json"))
+                phases.stop()
+                manifest = write_manifest(tmp, {
+                    **common,
+                    "graphs": graphs,
+                    "required_ops": REQUIRED_OPS + ([EMBEDDING_4BIT_OP] if quant == "8da4w" else []),
+                    "quantization": ({"weights": "fp32"} if quant == "fp32" else {
+                        "weights": "8da4w", "block_size": block_size, "symmetric": True,
+                        "activations": "int8, dynamic per token",
+                        "embedding": "int4 table (a second copy: the tied lm_head is quantized by torchao)",
+                        "kept_fp32": ["norms", "conv1d", "in_proj_a/b (DeltaNet gates)"]}),
+                    "export": phases.summary(),
+                })
+        finally:
+            phases.stop()
     return Bundle(out, manifest)
 
 
