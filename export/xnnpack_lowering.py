@@ -55,19 +55,24 @@ def _fingerprint(program: ExportedProgram, compile_specs: list) -> bytes:
     def plain(value: Any) -> Any:
         return torch.fx.node.map_aggregate(value, lambda v: ("node", index[v]) if isinstance(v, torch.fx.Node) else v)
 
+    def contents(tensor: object) -> None:
+        if isinstance(tensor, torch.Tensor):
+            tensor = tensor.detach().contiguous()
+            digest.update(repr((tensor.dtype, tuple(tensor.shape))).encode())
+            digest.update(tensor.view(-1).view(torch.uint8).numpy().data if tensor.numel() else b"")
+
     for i, node in enumerate(program.graph.nodes):
         index[node] = i
         val = node.meta.get("val")
         described = (tuple(val.shape), val.dtype, val.stride()) if isinstance(val, torch.Tensor) else repr(val)
         digest.update(repr((node.op, str(node.target), plain(node.args), plain(node.kwargs), described,
                             node.meta.get("custom"))).encode())
+        if node.op == "get_attr":
+            contents(getattr(program.graph_module, node.target, None))
     for spec in program.graph_signature.input_specs:
         digest.update(repr((spec.kind, spec.target)).encode())
-        tensor = program.state_dict.get(spec.target, program.constants.get(spec.target)) if spec.target else None
-        if isinstance(tensor, torch.Tensor):
-            tensor = tensor.detach().contiguous()
-            digest.update(repr((tensor.dtype, tuple(tensor.shape))).encode())
-            digest.update(tensor.view(-1).view(torch.uint8).numpy().data if tensor.numel() else b"")
+        if spec.target:
+            contents(program.state_dict.get(spec.target, program.constants.get(spec.target)))
     for spec in compile_specs:
         digest.update(spec.key.encode() + bytes(spec.value))
     return digest.digest()
