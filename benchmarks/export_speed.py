@@ -99,6 +99,7 @@ def phase_medians(exports: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     for name in names:
         seen = [p for e in exports for p in e["phases"] if p["phase"] == name]
         table.append({"phase": name, "seconds": statistics.median(p["seconds"] for p in seen),
+                      "cpu_seconds": statistics.median(p.get("cpu_seconds", 0.0) for p in seen),
                       "peak_rss_bytes": max(p["peak_rss_bytes"] for p in seen), "n": len(seen)})
     return table
 
@@ -133,8 +134,9 @@ def render_markdown(result: dict[str, Any]) -> str:
     for runtime, r in result["runtimes"].items():
         if r["phases"]:
             lines += ["", f"## {r['label']}: phases (as the exporter records them in the manifest)", "",
-                      "| phase | seconds | peak RSS in the phase (MiB) |", "|---|---|---|"]
-            lines += [f"| {p['phase']} | {p['seconds']:.1f} | {p['peak_rss_bytes'] / MIB:.0f} |" for p in r["phases"]]
+                      "| phase | wall (s) | CPU (s) | peak RSS in the phase (MiB) |", "|---|---|---|---|"]
+            lines += [f"| {p['phase']} | {p['seconds']:.1f} | {p['cpu_seconds']:.1f} | "
+                      f"{p['peak_rss_bytes'] / MIB:.0f} |" for p in r["phases"]]
     lines += ["", "A phase's peak RSS is exact for the phase that sets the process's high-water mark and a sampled "
               "(50 ms) lower bound for the others."]
     return "\n".join(lines) + "\n"

@@ -1,8 +1,9 @@
 """Where an export's time and memory go: a stopwatch of named phases, shown live and kept for the manifest.
 
-Each phase records its wall time and its peak resident memory. The peak is exact for the phase that
-raises the process's high-water mark (``VmHWM`` at its end); for the others it is the largest RSS a
-sampler thread saw (every ``SAMPLE_S``), a lower bound. The high-water mark itself is never reset
+Each phase records its wall time, the CPU time of the process in it (all threads: above the wall time when
+torch runs on several cores; far below it on a machine shared with other jobs), and its peak resident
+memory. The peak is exact for the phase that raises the process's high-water mark (``VmHWM`` at its end);
+for the others it is the largest RSS a sampler thread saw (every ``SAMPLE_S``), a lower bound. The high-water mark itself is never reset
 (``/proc/self/clear_refs`` would also reset what a parent reads back with ``wait4``).
 """
 
@@ -44,6 +45,7 @@ class Phases:
         self._task: TaskID | None = bar.add_task("", total=None, visible=visible) if bar is not None else None
         self._name: str | None = None
         self._t0 = self._begin = time.perf_counter()
+        self._cpu0 = time.process_time()
         self._hwm = _status_bytes("VmHWM")
         self._max_rss = 0
         self._lock = threading.Lock()
@@ -59,7 +61,7 @@ class Phases:
 
     def start(self, name: str) -> None:
         self._end()
-        self._name, self._t0 = name, time.perf_counter()
+        self._name, self._t0, self._cpu0 = name, time.perf_counter(), time.process_time()
         with self._lock:
             self._max_rss = _status_bytes("VmRSS")
         if self._bar is not None:
@@ -79,13 +81,16 @@ class Phases:
         hwm = _status_bytes("VmHWM")
         with self._lock:
             peak = hwm if hwm > self._hwm else max(self._max_rss, _status_bytes("VmRSS"))
-        self.records.append({"phase": self._name, "seconds": round(time.perf_counter() - self._t0, 3),
-                             "peak_rss_bytes": peak})
-        log.info("%s: %.1f s, peak RSS %.0f MiB", self._name, self.records[-1]["seconds"], peak / 2**20)
+        record = {"phase": self._name, "seconds": round(time.perf_counter() - self._t0, 3),
+                  "cpu_seconds": round(time.process_time() - self._cpu0, 3), "peak_rss_bytes": peak}
+        self.records.append(record)
+        log.info("%s: %.1f s (CPU %.1f s), peak RSS %.0f MiB", self._name, record["seconds"], record["cpu_seconds"],
+                 peak / 2**20)
         self._hwm, self._name = hwm, None
 
     def summary(self) -> dict[str, Any]:
-        """The manifest's ``export`` section: the phases in order, the total wall time and the peak RSS."""
+        """The manifest's ``export`` section: the phases in order, the total wall and CPU time, the peak RSS."""
         return {"phases": self.records, "seconds": round(time.perf_counter() - self._begin, 3),
+                "cpu_seconds": round(sum(r["cpu_seconds"] for r in self.records), 3),
                 "peak_rss_bytes": max([_status_bytes("VmHWM")] + [r["peak_rss_bytes"] for r in self.records]),
                 **self.notes}
