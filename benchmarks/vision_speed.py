@@ -27,7 +27,7 @@ from edgekit.export.onnx_export import vision_spec
 from edgekit.export.qwen3_5_vision_onnx import VISION_QUANTS, VisionConfig, VisionWriter
 from edgekit.files import atomic_write_text
 from edgekit.runtimes.vision import VisionEncoder
-from edgekit.runtimes.vision_preprocess import preprocess_video
+from edgekit.vision_preprocess import preprocess_video
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from edgekit.errors import EdgekitError
 
 SUPPORTED_MODEL_TYPES = ("qwen3_5", "qwen3_5_text")
+STATE_KINDS = ("conv", "recurrent", "key", "value")
 
 
 @dataclass(frozen=True)
@@ -96,12 +98,18 @@ class TextConfig:
         return 2 * key_dim + self.linear_num_value_heads * self.linear_value_head_dim
 
     def state_tensors(self) -> list[tuple[str, int]]:
-        """(kind, layer) of every state tensor in layer order: ("conv", 0), ("recurrent", 0), ... ("key", 3)."""
-        out = []
-        for i, layer_type in enumerate(self.layer_types):
-            kinds = ("conv", "recurrent") if layer_type == "linear_attention" else ("key", "value")
-            out += [(kind, i) for kind in kinds]
-        return out
+        """(kind, layer) of every state array, in the one order every backend uses (the ONNX graph's state
+        inputs, ``HybridState``, the .pte's ``get_state``/``set_state``): kind by kind (``STATE_KINDS``),
+        layers ascending: ("conv", 0), ("conv", 1), ... ("value", 7)."""
+        layers = {"conv": self.deltanet_layers, "recurrent": self.deltanet_layers,
+                  "key": self.attention_layers, "value": self.attention_layers}
+        return [(kind, i) for kind in STATE_KINDS for i in layers[kind]]
+
+    def state_bytes(self) -> tuple[int, int]:
+        """fp32 bytes of one sequence's state: the fixed DeltaNet part, and the KV cache per token."""
+        shapes = self.state_shapes()
+        fixed = 4 * len(self.deltanet_layers) * (math.prod(shapes["conv"]) + math.prod(shapes["recurrent"]))
+        return fixed, 4 * 2 * len(self.attention_layers) * math.prod(shapes["kv_row"])
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-sequence shapes (batch 1) of each kind of state; KV is per token."""

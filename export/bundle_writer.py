@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 import edgekit
+from edgekit import vision_preprocess as vp
 from edgekit.errors import EdgekitError
 from edgekit.export.checkpoint import Checkpoint
 from edgekit.export.qwen3_5_vision_onnx import VisionConfig
 from edgekit.export.tokenizer_files import build_tokenizer_json
-from edgekit.runtimes import vision_preprocess as vp
 from edgekit.tokenizer import CHAT_TEMPLATE_ID
 
 # Runtime defaults per target: the KV cache is preallocated to max_context, so phones and Pis get less.

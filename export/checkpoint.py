@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,11 +69,28 @@ def builtin_config(name: str, overrides: dict[str, Any] | None = None) -> dict[s
     return config
 
 
+def import_transformers():
+    """transformers, with its modeling code loaded without torchao. transformers imports torchao at start-up
+    whenever it is installed (for its torchao quantizer, which edgekit never uses): a second of imports, and
+    torchao's and torch's warnings on an ONNX export. The ExecuTorch exporter imports torchao itself, later."""
+    if "transformers.modeling_utils" not in sys.modules and "torchao" not in sys.modules:
+        sys.modules["torchao"] = None  # find_spec answers None: transformers takes torchao as not installed
+        try:
+            import transformers.modeling_utils  # noqa: F401
+        finally:
+            del sys.modules["torchao"]
+    import transformers
+
+    return transformers
+
+
 def random_model(config: dict[str, Any], seed: int = 0):
     """A ``Qwen3_5ForConditionalGeneration`` with random weights (transformers' own initialisation)."""
     import torch
-    from transformers import Qwen3_5Config, Qwen3_5ForConditionalGeneration
 
+    transformers = import_transformers()
+    Qwen3_5Config, Qwen3_5ForConditionalGeneration = (transformers.Qwen3_5Config,
+                                                      transformers.Qwen3_5ForConditionalGeneration)
     torch.manual_seed(seed)
     return Qwen3_5ForConditionalGeneration(Qwen3_5Config(**copy.deepcopy(config))).eval()
 
@@ -94,9 +112,7 @@ def _read_hf_config(model: str) -> dict[str, Any]:
             raise EdgekitError(f"{folder} has no config.json", "point at a Hugging Face checkpoint folder")
         return json.loads(path.read_text())
     try:
-        from transformers import AutoConfig
-
-        return AutoConfig.from_pretrained(model).to_dict()
+        return import_transformers().AutoConfig.from_pretrained(model).to_dict()
     except (OSError, ValueError) as err:
         raise EdgekitError(f"could not load a config for {model!r} ({type(err).__name__})",
                            "pass a local checkpoint folder, a reachable hub id, or a built-in name: "
@@ -134,8 +150,7 @@ def load_checkpoint(model: str, seed: int = 0) -> Checkpoint:
 
     config = read_config(model)  # refuses other model types before any weights are read
     text = TextConfig.from_hf(config)
-    import transformers
-
+    transformers = import_transformers()
     cls = (transformers.Qwen3_5ForConditionalGeneration if "text_config" in config
            else transformers.Qwen3_5ForCausalLM)
     hf_model = cls.from_pretrained(model, dtype="auto")

@@ -20,10 +20,17 @@ from typing import Any
 
 import torch
 
-from edgekit.bundle import Bundle, write_manifest
+from edgekit.bundle import Bundle
+from edgekit.manifest import write_manifest
 from edgekit.errors import EdgekitError
-from edgekit.export.bundle_writer import (check_out, common_manifest, progress, runtime_defaults, vision_fields,
-                                         write_tokenizer)
+from edgekit.export.bundle_writer import (
+    check_out,
+    common_manifest,
+    progress,
+    runtime_defaults,
+    vision_fields,
+    write_tokenizer,
+)
 from edgekit.export.checkpoint import Checkpoint, load_checkpoint, read_config
 from edgekit.export.phases import Phases
 from edgekit.export.quantize import BLOCK_SIZES
@@ -32,9 +39,10 @@ from edgekit.export.qwen3_5_vision_executorch import VisionTower
 from edgekit.export.qwen3_5_vision_onnx import VisionConfig
 from edgekit.export.xnnpack_lowering import lower
 from edgekit.files import atomic_dir
-from edgekit.runtimes.multimodal import VisionTokens, camera_prompt
-from edgekit.runtimes.vision_preprocess import FACTOR
+from edgekit.manifest import VisionTokens
+from edgekit.multimodal import camera_prompt
 from edgekit.tokenizer import Tokenizer
+from edgekit.vision_preprocess import FACTOR
 
 # The ExecuTorch kernels outside XNNPACK a runtime must have linked in (the Android app checks them before loading).
 REQUIRED_OPS = ["llama::custom_sdpa", "llama::update_cache", "llama::gated_delta_rule"]
@@ -184,5 +192,5 @@ def vision_spec(config: dict[str, Any], quant: str, tower: VisionTower, tokenize
             "weights": "int8, per output channel, symmetric", "activations": "int8, dynamic per token",
             "kept_fp32": ["patch embedding", "layer norms", "position table"]},
         **fields,
-        "camera_prompt": camera_prompt(tokenizer, VisionTokens.from_manifest(fields)),
+        "camera_prompt": camera_prompt(tokenizer, VisionTokens(**fields["token_ids"])),
     }

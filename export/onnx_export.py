@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgekit.bundle import Bundle, write_manifest
+from edgekit.bundle import Bundle
+from edgekit.manifest import write_manifest
 from edgekit.errors import EdgekitError
 from edgekit.export.bundle_writer import (check_out, common_manifest, progress, runtime_defaults, vision_fields,
                                          write_tokenizer)

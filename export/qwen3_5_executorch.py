@@ -306,6 +306,7 @@ class StateIO(nn.Module):
     def __init__(self, decoder: Qwen35Decoder, write: bool) -> None:
         super().__init__()
         self.write = write
+        self.order = decoder.cfg.state_tensors()
         self.layers = nn.ModuleList()
         for layer in decoder.layers:
             holder, mixer = nn.Module(), nn.Module()
@@ -313,11 +314,10 @@ class StateIO(nn.Module):
                 mixer.register_buffer(name, getattr(layer.mixer, name))
             holder.mixer = mixer
             self.layers.append(holder)
-        self.kinds = ("conv", "recurrent", "key", "value")
 
     def buffers_in_order(self) -> list[tuple[str, torch.Tensor]]:
-        return [(kind, getattr(layer.mixer, kind)) for kind in self.kinds for layer in self.layers
-                if hasattr(layer.mixer, kind)]
+        """(kind, buffer) in ``TextConfig.state_tensors`` order, the order ``HybridState`` uses."""
+        return [(kind, getattr(self.layers[i].mixer, kind)) for kind, i in self.order]
 
     def forward(self, *arrays: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if not self.write:

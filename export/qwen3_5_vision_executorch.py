@@ -21,8 +21,7 @@ from torch import nn
 
 from edgekit.export.qwen3_5_executorch import WeightSource, linear, rotate
 from edgekit.export.qwen3_5_vision_onnx import VisionConfig
-from edgekit.runtimes.vision import position_taps, rotary_tables
-from edgekit.runtimes.vision_preprocess import FACTOR, MEAN, STD
+from edgekit.vision_preprocess import FACTOR, MEAN, STD, position_taps, rotary_tables
 
 
 def affine(w: WeightSource, name: str) -> nn.Linear:

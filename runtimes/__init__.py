@@ -7,8 +7,8 @@ from pathlib import Path
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
+from edgekit.multimodal import FramePair, frame_pairs
 from edgekit.runtimes.model import Decoder, Model
-from edgekit.runtimes.multimodal import FramePair, frame_pairs
 from edgekit.runtimes.prompt_cache import PromptCache
 from edgekit.runtimes.state import HybridState
 from edgekit.runtimes.vision import VisionEmbeds, VisionEncoder
@@ -20,13 +20,13 @@ def load(bundle_dir: str | Path, threads: int | None = None, max_context: int | 
     """Open a bundle folder and return a ``Model`` on the backend its manifest names."""
     bundle = Bundle.open(bundle_dir)
     decoder = open_decoder(bundle, threads=threads, max_context=max_context)
-    tokenizer = Tokenizer.from_file(bundle.file(bundle.manifest["tokenizer"]["file"]))
+    tokenizer = Tokenizer.from_file(bundle.file(bundle.manifest.tokenizer.file))
     return Model(bundle, decoder, tokenizer, chunk_size=chunk_size, threads=threads)
 
 
 def open_decoder(bundle: Bundle, threads: int | None = None, max_context: int | None = None) -> Decoder:
     """The decoder of the backend the manifest names (loading it checks the graph/program against the config)."""
-    backend = bundle.manifest.get("backend")
+    backend = bundle.manifest.backend
     if backend == "onnx":
         from edgekit.runtimes.onnx_decoder import OnnxDecoder
 

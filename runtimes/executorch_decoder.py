@@ -51,17 +51,17 @@ class ExecuTorchDecoder:
         self._torch = torch
         self.bundle = bundle
         self.cfg = bundle.text_config
-        graph = bundle.manifest["graphs"]["decoder"]
-        self.max_context = bundle.manifest["runtime"]["max_context"]
+        graph = bundle.manifest.decoder
+        self.max_context = bundle.manifest.runtime.max_context
         if max_context and max_context > self.max_context:  # a smaller budget is met by the fixed buffers
             raise EdgekitError(f"this .pte's KV cache is fixed at {self.max_context} tokens at export",
                                f"re-export with --max-context {max_context}, or load without max_context")
-        self.max_tokens = graph["max_tokens_per_call"]
+        self.max_tokens = graph.max_tokens_per_call
         if threads and threads != portable_lib._threadpool_get_thread_count():
             # ExecuTorch's thread pool is one per process: resizing it under a program that is already
             # loaded in this process makes that program abort on its next run.
             portable_lib._unsafe_reset_threadpool(threads)
-        path = bundle.file(graph["file"])
+        path = bundle.file(graph.file)
         try:
             program = runtime.get().load_program(path, enable_etdump=etdump)
             names = ("forward", "forward_rows", "get_state", "set_state")
@@ -119,7 +119,7 @@ class ExecuTorchDecoder:
         """Another method of the same program (e.g. ``vision_encoder``) as a function of numpy arrays;
         a one-line error if the program has none of that name."""
         if name not in self._program.method_names:
-            raise EdgekitError(f"{self.bundle.file(self.bundle.manifest['graphs']['decoder']['file'])} has no "
+            raise EdgekitError(f"{self.bundle.file(self.bundle.manifest.decoder.file)} has no "
                                f"{name} method", "the bundle is mismatched: re-export it")
         method, torch = self._program.load_method(name), self._torch
         return lambda *arrays: [out.numpy() for out in method.execute([torch.from_numpy(a) for a in arrays])]

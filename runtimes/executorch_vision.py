@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from edgekit.bundle import Bundle
+from edgekit.multimodal import VisionEmbeds
 from edgekit.runtimes.executorch_decoder import ExecuTorchDecoder
-from edgekit.runtimes.vision import VisionEmbeds, vision_graph
-from edgekit.runtimes.vision_preprocess import TEMPORAL_PATCH, check_rgb, resize_bicubic
+from edgekit.vision_preprocess import check_rgb, paired, resize_bicubic
 
 
 class ExecuTorchVisionEncoder:
@@ -24,13 +24,13 @@ class ExecuTorchVisionEncoder:
     budget and size options of the ONNX encoder do not apply (the size is the export's ``--vision-size``)."""
 
     def __init__(self, bundle: Bundle, decoder: ExecuTorchDecoder) -> None:
-        self.spec = vision_graph(bundle)
-        self.size = tuple(self.spec["frame_size"])
-        self._encode = decoder.method(self.spec["method"])
+        self.spec = bundle.manifest.vision
+        self.size = self.spec.frame_size
+        self._encode = decoder.method(self.spec.method)
 
     @property
     def hidden_size(self) -> int:
-        return self.spec["out_hidden_size"]
+        return self.spec.out_hidden_size
 
     def encode_pair(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """Two RGB uint8 [H, W, 3] frames -> embeds [tokens_per_pair, H] (one call of ``vision_encoder``)."""
@@ -40,14 +40,12 @@ class ExecuTorchVisionEncoder:
 
     def encode_image(self, image: np.ndarray, **_options: Any) -> VisionEmbeds:
         """An RGB uint8 [H, W, 3] image (both frames of its pair)."""
-        return VisionEmbeds(self.encode_pair(image, image), tuple(self.spec["grid"]), "image")
+        return VisionEmbeds(self.encode_pair(image, image), self.spec.grid, "image")
 
     def encode_frames(self, frames: Sequence[np.ndarray], **_options: Any) -> VisionEmbeds:
         """Video frames (RGB uint8, an even count or the last one is repeated): one block per pair."""
-        frames = list(frames)
         if not frames:
             raise ValueError("expected one or more frames")
-        frames += frames[-1:] * (len(frames) % TEMPORAL_PATCH)
-        embeds = [self.encode_pair(frames[i], frames[i + 1]) for i in range(0, len(frames), TEMPORAL_PATCH)]
-        _, h, w = self.spec["grid"]
+        embeds = [self.encode_pair(a, b) for a, b in paired(list(frames))]
+        _, h, w = self.spec.grid
         return VisionEmbeds(np.concatenate(embeds), (len(embeds), h, w), "video")

@@ -10,9 +10,8 @@ import numpy as np
 from edgekit.bundle import Bundle
 from edgekit.config import TextConfig
 from edgekit.errors import EdgekitError
-from edgekit.runtimes.multimodal import FramePair, MultimodalPrompt, Part, VisionTokens, build_prompt
+from edgekit.multimodal import FramePair, MultimodalPrompt, Part, VisionEmbeds, build_prompt
 from edgekit.runtimes.state import HybridState
-from edgekit.runtimes.vision import VisionEmbeds
 from edgekit.sampling import Sampler, SamplingParams
 from edgekit.tokenizer import Tokenizer
 
@@ -54,8 +53,8 @@ class Model:
         self.bundle = bundle
         self.decoder = decoder
         self.tokenizer = tokenizer
-        self.chunk_size = chunk_size or bundle.manifest["runtime"]["chunk_size"]
-        self.eos_ids: list[int] = list(bundle.manifest["tokenizer"]["eos_ids"])
+        self.chunk_size = chunk_size or bundle.manifest.runtime.chunk_size
+        self.eos_ids: list[int] = list(bundle.manifest.tokenizer.eos_ids)
         self.threads = threads
         self._vision = None
 
@@ -72,7 +71,7 @@ class Model:
 
     @property
     def has_vision(self) -> bool:
-        return "vision" in self.bundle.manifest["graphs"]
+        return self.bundle.manifest.has_vision
 
     @property
     def vision(self):
@@ -95,10 +94,9 @@ class Model:
 
     def build_prompt(self, state: HybridState, parts: Sequence[Part]) -> MultimodalPrompt:
         """Expand text, images and frame pairs into decoder rows positioned after ``state`` (not fed)."""
-        tokens = VisionTokens.from_manifest(self.bundle.manifest["graphs"]["vision"]) if self.has_vision else None
-        if tokens is None and any(isinstance(p, (VisionEmbeds, FramePair)) for p in parts):
-            raise EdgekitError(f"bundle {self.bundle.path} has no vision graph",
-                               "re-export it from a checkpoint with a vision tower (without --no-vision)")
+        tokens = None
+        if self.has_vision or any(isinstance(p, (VisionEmbeds, FramePair)) for p in parts):
+            tokens = self.bundle.manifest.vision.token_ids
         return build_prompt(self.tokenizer, parts, tokens, state.next_position, self.config.hidden_size)
 
     def prefill_multimodal(self, state: HybridState, parts: Sequence[Part]) -> np.ndarray:

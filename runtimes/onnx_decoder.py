@@ -28,7 +28,7 @@ class OnnxDecoder:
         """``profile_prefix``: record an onnxruntime profile (per-node times) to files with this prefix."""
         self.bundle = bundle
         self.cfg = bundle.text_config
-        self.max_context = max_context or bundle.manifest["runtime"]["max_context"]
+        self.max_context = max_context or bundle.manifest.runtime.max_context
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
@@ -37,7 +37,7 @@ class OnnxDecoder:
         if profile_prefix:
             opts.enable_profiling = True
             opts.profile_file_prefix = profile_prefix
-        graph = bundle.file(bundle.manifest["graphs"]["decoder"]["file"])
+        graph = bundle.file(bundle.manifest.decoder.file)
         try:
             self.session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types with multi-line messages
@@ -45,7 +45,7 @@ class OnnxDecoder:
             raise EdgekitError(f"onnxruntime could not load {graph} ({first[:200]})",
                                "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
         self._check_io()
-        self.kv_in_place = bundle.manifest["graphs"]["decoder"]["kv_update"] == "in_place"
+        self.kv_in_place = bundle.manifest.decoder.kv_update == "in_place"
         self._no_embeds = np.zeros((1, 1, self.cfg.hidden_size), np.float32)
         self._bound: tuple[weakref.ref, list[weakref.ref], ort.IOBinding] | None = None
 

@@ -118,13 +118,12 @@ class HybridState:
 
     @staticmethod
     def shapes(cfg: TextConfig, max_context: int) -> dict[str, tuple[int, ...]]:
-        """Every array's shape by name, in ``arrays_by_name`` order (kind by kind, layers ascending)."""
+        """Every array's shape by name, in ``TextConfig.state_tensors`` order (also ``arrays_by_name``'s)."""
         shapes = cfg.state_shapes()
         kv_heads, head_dim = shapes["kv_row"]
         kv = (1, kv_heads, max_context, head_dim)
-        per_kind = {"conv": (cfg.deltanet_layers, shapes["conv"]), "recurrent": (cfg.deltanet_layers, shapes["recurrent"]),
-                    "key": (cfg.attention_layers, kv), "value": (cfg.attention_layers, kv)}
-        return {f"{kind}.{i}": shape for kind, (layers, shape) in per_kind.items() for i in layers}
+        per_kind = {"conv": shapes["conv"], "recurrent": shapes["recurrent"], "key": kv, "value": kv}
+        return {f"{kind}.{i}": per_kind[kind] for kind, i in cfg.state_tensors()}
 
     @classmethod
     def zeros(cls, cfg: TextConfig, max_context: int) -> "HybridState":

@@ -26,7 +26,7 @@ def _one_line_error(result) -> str:
 
 
 def test_manifest_describes_the_bundle(int4_bundle):
-    m = Bundle.open(int4_bundle).manifest
+    m = Bundle.open(int4_bundle).manifest.data
     assert m["source"]["model"] == "edgekit/tiny-random"
     assert m["source"]["config"]["model_type"] == "qwen3_5"
     assert m["quantization"] == {**m["quantization"], "weights": "int4", "block_size": 32}
@@ -37,7 +37,7 @@ def test_manifest_describes_the_bundle(int4_bundle):
 
 
 def test_int4_bundle_is_smaller_than_fp32(int4_bundle, fp32_bundle):
-    size = lambda b: Bundle.open(b).manifest["files"]["decoder.onnx.data"]["bytes"]  # noqa: E731
+    size = lambda b: Bundle.open(b).manifest.data["files"]["decoder.onnx.data"]["bytes"]  # noqa: E731
     assert size(int4_bundle) < 0.2 * size(fp32_bundle)
 
 

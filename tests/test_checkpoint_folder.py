@@ -19,7 +19,7 @@ def _check_folder_export(hf_model, folder, out):
     ours = model.prefill(model.new_state(), prompt)
     ref = HFRunner(hf_model).feed(prompt)
     assert np.abs(ours - ref).max() < 1e-4
-    assert model.bundle.manifest["source"]["model"] == str(folder)
+    assert model.bundle.manifest.data["source"]["model"] == str(folder)
 
 
 def test_conditional_generation_folder(tiny_hf, tmp_path):

@@ -8,15 +8,16 @@ filesystem. Everything on this side (device choice, temp folder, checksums, rena
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from edgekit.bundle import MANIFEST, write_manifest
+from edgekit.manifest import MANIFEST, write_manifest
 from edgekit.cli import app
-from edgekit.deploy import DEVICE_ROOT
+from edgekit.device.deploy import DEVICE_ROOT
 
 FAKE_ADB = Path(__file__).parent / "fake_adb"
 runner = CliRunner()
@@ -41,7 +42,8 @@ def small_bundle(tmp_path) -> Path:
     folder.mkdir()
     (folder / "model.pte").write_bytes(bytes(range(256)) * 40)
     (folder / "tokenizer.json").write_text('{"model": {}}')
-    write_manifest(folder, {"backend": "executorch", "graphs": {"decoder": {"file": "model.pte"}}})
+    example = json.loads((Path(__file__).parent / "vectors" / "manifest.json").read_text())["cases"][0]["manifest"]
+    write_manifest(folder, {k: v for k, v in example.items() if k not in ("format", "format_version", "files")})
     return folder
 
 

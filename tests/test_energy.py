@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.energy import (
+from edgekit.device.energy import (
     AdbBatterySource,
     BatterySource,
     CommandSource,

@@ -8,12 +8,12 @@ import sys
 
 import numpy as np
 import pytest
+from hf_reference import HFRunner
 
 import edgekit
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
 from edgekit.runtimes import PromptCache
-from hf_reference import HFRunner
 
 pytest.importorskip("executorch")
 pytestmark = pytest.mark.slow
@@ -124,7 +124,7 @@ def test_corrupt_pte_is_refused(et_fp32_bundle, tmp_path):
 
 
 def test_profile_runs_on_executorch(et_8da4w_bundle):
-    from edgekit.profiling import ProfileSettings, run_profile
+    from edgekit.device.profiling import ProfileSettings, run_profile
 
     result = run_profile(et_8da4w_bundle, ProfileSettings(pp=16, tg=8, depth=16, reps=1, breakdown_steps=2),
                          energy=None)

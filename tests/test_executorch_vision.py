@@ -6,16 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hf_reference import HFRunner, greedy_both, hf_prompt
 from typer.testing import CliRunner
 
 import edgekit
 from edgekit.cli import app
 from edgekit.errors import EdgekitError
+from edgekit.multimodal import VisionEmbeds, vision_positions
 from edgekit.runtimes import frame_pairs
-from edgekit.runtimes.multimodal import VisionTokens, vision_positions
-from edgekit.runtimes.vision import VisionEmbeds
-from edgekit.runtimes.vision_preprocess import preprocess_video
-from hf_reference import HFRunner, greedy_both, hf_prompt
+from edgekit.vision_preprocess import preprocess_video
 
 pytest.importorskip("executorch")
 pytestmark = pytest.mark.slow
@@ -114,7 +113,7 @@ def test_text_through_forward_rows_equals_forward(model, tiny_hf):
 def test_camera_prompt_is_what_the_app_feeds(model, tiny_hf):
     """The manifest's pre-tokenized prompt, fed the way the Android app does (prefix + pads + suffix with
     positions from the grid), matches transformers on the same frame pair as a video."""
-    spec = model.bundle.manifest["graphs"]["vision"]
+    spec = model.bundle.manifest.data["graphs"]["vision"]
     camera, n, grid = spec["camera_prompt"], spec["tokens_per_pair"], spec["grid"]
     assert (n, grid, spec["frame_size"]) == (9, [1, 6, 6], [SIZE, SIZE])
     ids = camera["prefix"] + [camera["pad_id"]] * n + camera["suffix"]
@@ -145,13 +144,13 @@ def test_camera_prompt_is_what_the_app_feeds(model, tiny_hf):
 
 
 def test_manifest_cli_and_captioner(model, et_fp32_bundle):
-    from edgekit.runtimes.captioner import VisionCaptioner
+    from edgekit.video.captioner import VisionCaptioner
 
-    manifest = model.bundle.manifest
+    manifest = model.bundle.manifest.data
     assert manifest["graphs"]["decoder"]["methods"] == ["forward", "forward_rows", "get_state", "set_state"]
     spec = manifest["graphs"]["vision"]
     assert spec["file"] == "model.pte" and spec["method"] == "vision_encoder" and spec["weights"] == "fp32"
-    assert VisionTokens.from_manifest(spec).video == spec["camera_prompt"]["pad_id"]
+    assert spec["token_ids"]["video"] == spec["camera_prompt"]["pad_id"]
     assert spec["merge_size"] == 2 and spec["out_hidden_size"] == model.config.hidden_size
     # In this process, on purpose: verify must leave ExecuTorch's process-wide thread pool alone, or the
     # program `model` holds aborts on its next run (the captioner below runs it).
@@ -164,7 +163,7 @@ def test_manifest_cli_and_captioner(model, et_fp32_bundle):
 
 def test_text_only_pte_refuses_images(et_8da4w_bundle, model):
     text_only = edgekit.load(et_8da4w_bundle)
-    assert "forward_rows" not in text_only.bundle.manifest["graphs"]["decoder"]["methods"]
+    assert "forward_rows" not in text_only.bundle.manifest.data["graphs"]["decoder"]["methods"]
     with pytest.raises(EdgekitError, match="has no vision graph"):
         text_only.vision
     image = model.vision.encode_image(_pixels(SIZE, SIZE, seed=0))

@@ -27,12 +27,12 @@ def test_a_phase_that_allocates_has_the_larger_peak():
 
 
 def _phases(bundle_path) -> list[str]:
-    return [p["phase"] for p in Bundle(bundle_path).manifest["export"]["phases"]]
+    return [p["phase"] for p in Bundle.open(bundle_path).manifest.data["export"]["phases"]]
 
 
 def test_manifest_records_every_phase_of_a_vision_export(et_fp32_bundle):
     pytest.importorskip("executorch")
-    export = Bundle(et_fp32_bundle).manifest["export"]
+    export = Bundle.open(et_fp32_bundle).manifest.data["export"]
     names = _phases(et_fp32_bundle)
     assert names[0] == "loading tiny-random" and names[-1] == "writing the bundle"
     methods = ["forward", "forward_rows", "vision_encoder", "get_state", "set_state"]
@@ -45,7 +45,7 @@ def test_manifest_records_every_phase_of_a_vision_export(et_fp32_bundle):
     assert export["peak_rss_bytes"] >= max(p["peak_rss_bytes"] for p in export["phases"]) > 0
     # forward_rows runs forward's layers: each layer's XNNPACK subgraphs are preprocessed once, not twice
     # (the parity tests of forward_rows check the result).
-    layers = Bundle(et_fp32_bundle).text_config.num_layers
+    layers = Bundle.open(et_fp32_bundle).text_config.num_layers
     assert layers <= export["xnnpack_subgraphs_shared"] < export["xnnpack_subgraphs"]
 
 

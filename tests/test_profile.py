@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edgekit.cli import app
-from edgekit.energy import Reading
-from edgekit.profile_report import compare, metrics, to_html
-from edgekit.profiling import ProfileSettings, module_of, run_profile
+from edgekit.device.energy import Reading
+from edgekit.device.profile_report import compare, metrics, to_html
+from edgekit.device.profiling import ProfileSettings, module_of, run_profile
 
 SETTINGS = ProfileSettings(pp=16, tg=8, depth=32, reps=2, breakdown_steps=4, idle_s=0.3)
 
@@ -159,7 +159,7 @@ def test_html_report_renders_in_headless_chromium(profiled, tmp_path):
 
 
 def test_etdump_breakdown_counts_leaf_ops_of_the_decode_steps():
-    from edgekit.profiling import etdump_breakdown
+    from edgekit.device.profiling import etdump_breakdown
 
     events = [("Fully Connected (NC, QD8, F32, QC4W) #1", [9.0, 1.0, 3.0]),  # first run: the prefill
               ("Fully Connected (NC, QD8, F32, QC4W) #2", [9.0, 2.0, 2.0]),

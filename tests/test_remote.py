@@ -16,9 +16,10 @@ from typer.testing import CliRunner
 
 from edgekit.bundle import Bundle
 from edgekit.cli import app
+from edgekit.device.profiling import ProfileSettings, device_model
+from edgekit.device.remote import parse_device, profile_args, stage_bundle
+from edgekit.device.transport import Ssh as SshDevice
 from edgekit.errors import EdgekitError
-from edgekit.profiling import ProfileSettings, device_model
-from edgekit.remote import SshDevice, parse_device, profile_args, stage_bundle
 
 TESTS = Path(__file__).parent
 QUICK = ["--pp", "8", "--tg", "4", "--depth", "8", "--reps", "1", "--energy", "none"]
@@ -98,7 +99,7 @@ def test_ssh_profile_runs_on_the_board_and_reports_here(int4_bundle, devices, tm
     staged = home / ".cache" / "edgekit" / "bundles" / bundle.digest
     assert report["bundle"]["path"] == f"bundles/{bundle.digest}" and report["bundle"]["id"] == bundle.digest
     assert not Bundle.open(staged).verify_files()
-    assert sorted(report["device"]["files_sent"]) == sorted([*bundle.manifest["files"], "manifest.json"])
+    assert sorted(report["device"]["files_sent"]) == sorted([*bundle.manifest.data["files"], "manifest.json"])
     assert list((home / ".cache" / "edgekit" / "runs").iterdir()) == []  # the device's run folder is cleaned up
     assert "ssh:pi" in (out / "profile.md").read_text() and "ssh:pi" in (out / "profile.html").read_text()
 
@@ -107,9 +108,9 @@ def test_staging_sends_only_files_that_differ(int4_bundle, devices):
     home = devices.ssh_host("pi")
     device, bundle = SshDevice("pi"), Bundle.open(int4_bundle)
     target, sent = stage_bundle(device, bundle, ".cache/edgekit")
-    assert len(sent) == len(bundle.manifest["files"]) + 1 and sent[-1] == "manifest.json"  # the manifest last
+    assert len(sent) == len(bundle.manifest.data["files"]) + 1 and sent[-1] == "manifest.json"  # the manifest last
     assert stage_bundle(device, bundle, ".cache/edgekit") == (target, [])
-    name = next(iter(bundle.manifest["files"]))
+    name = next(iter(bundle.manifest.data["files"]))
     (home / target / name).write_bytes(b"truncated")
     before = len(devices.calls("scp"))
     assert stage_bundle(device, bundle, ".cache/edgekit")[1] == [name]
@@ -205,3 +206,31 @@ def test_device_model_from_getprop_or_device_tree(tmp_path):
     (tmp_path / "model").write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\x00")
     assert device_model(tmp_path / "model", no_getprop) == "Raspberry Pi 5 Model B Rev 1.0"
     assert device_model(tmp_path / "none", no_getprop) is None
+
+
+def test_a_file_corrupted_on_the_way_is_refused_and_sent_again(int4_bundle, devices, tmp_path, monkeypatch):
+    """A link that flips a byte of one file: staging checks each sent file's sha256 on the device."""
+    home, bundle = devices.ssh_host("pi"), Bundle.open(int4_bundle)
+    name = max(bundle.manifest.files, key=lambda n: bundle.file(n).stat().st_size)
+    flaky = tmp_path / "flaky"
+    flaky.mkdir()
+    (flaky / "scp").write_text(f"""#!{sys.executable}
+import subprocess, sys
+code = subprocess.call([{str(tmp_path / "tools" / "scp")!r}, *sys.argv[1:]])
+path = sys.argv[-1].partition(":")[2]
+if path.endswith({name + ".partial"!r}):
+    copy = bytearray(open({str(home)!r} + "/" + path, "rb").read())
+    copy[len(copy) // 2] ^= 0xFF
+    open({str(home)!r} + "/" + path, "wb").write(copy)
+sys.exit(code)
+""")
+    (flaky / "scp").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{flaky}:{os.environ['PATH']}")
+    with pytest.raises(EdgekitError) as err:
+        stage_bundle(SshDevice("pi"), bundle, ".cache/edgekit")
+    assert f"{name} arrived corrupt on ssh:pi (sha256 differs from the manifest)" in str(err.value)
+    target = home / ".cache" / "edgekit" / "bundles" / bundle.digest
+    assert not (target / name).exists() and not (target / "manifest.json").exists()  # nothing under a final name
+    monkeypatch.setenv("PATH", os.environ["PATH"].removeprefix(f"{flaky}:"))
+    sent = stage_bundle(SshDevice("pi"), bundle, ".cache/edgekit")[1]
+    assert name in sent and not Bundle.open(target).verify_files()

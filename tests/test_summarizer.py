@@ -10,16 +10,16 @@ import json
 import cv2
 import numpy as np
 import pytest
+from synthetic_video import BLUE, GREEN, RED, DroppingCapture, write_video
 
 import edgekit
 from edgekit.errors import EdgekitError
-from edgekit.runtimes.captioner import FrameStatsCaptioner, frame_pairs
-from edgekit.runtimes.summarizer import Summarizer, SummarizerSettings
-from edgekit.runtimes.timeline import RECORDS, Timeline, read_records
-from edgekit.runtimes.video import Backoff, CaptureSource, SourceLost, open_source
 from edgekit.sampling import SamplingParams
 from edgekit.tokenizer import render_chat
-from synthetic_video import BLUE, GREEN, RED, DroppingCapture, write_video
+from edgekit.video.captioner import FrameStatsCaptioner, frame_pairs
+from edgekit.video.sources import Backoff, CaptureSource, SourceLost, open_source
+from edgekit.video.summarizer import Summarizer, SummarizerSettings
+from edgekit.video.timeline import RECORDS, Timeline, read_records
 
 SAMPLING = SamplingParams(temperature=1.0, top_k=20, seed=0)  # greedy on random weights only repeats "\n"
 
@@ -195,7 +195,7 @@ def test_video_pipeline_imports_without_torch():
     from test_runtime_without_torch import _run
 
     proc = _run("""
-        import edgekit.runtimes.summarizer, edgekit.runtimes.captioner, edgekit.cli
+        import edgekit.video.summarizer, edgekit.video.captioner, edgekit.cli
         assert 'torch' not in sys.modules and 'transformers' not in sys.modules
         print('OK')
     """)
@@ -214,7 +214,7 @@ def test_unreadable_file_leaves_a_stop_record(model, tmp_path):
 def test_vision_captioner_feeds_the_frames(model):
     """The turn's vision rows come from the tower (different frames, different logits), and the text
     the context budget is checked on has exactly as many tokens as the rows fed."""
-    from edgekit.runtimes.captioner import VisionCaptioner
+    from edgekit.video.captioner import VisionCaptioner
 
     vision = VisionCaptioner(model, caption_tokens=4, sampling=SAMPLING)
     frames = {colour: [np.full((64, 96, 3), colour, np.uint8)] * 4 for colour in (RED, BLUE)}

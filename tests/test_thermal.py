@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 import edgekit
-from edgekit.cli import parse_duration
+from edgekit.cli.options import parse_duration
+from edgekit.device.profile_report import to_html, to_markdown
+from edgekit.device.profiling import ProfileSettings, run_profile, run_soak
+from edgekit.device.thermal import ThermalReader, parse_throttled
 from edgekit.errors import EdgekitError
-from edgekit.profile_report import to_html, to_markdown
-from edgekit.profiling import ProfileSettings, run_profile, run_soak
-from edgekit.thermal import ThermalReader, parse_throttled
 
 
 def fake_sysfs(root: Path, temp_mc: int = 61_250) -> tuple[Path, Path]:

@@ -32,10 +32,12 @@ def test_splitmix64_reference_values():
     assert generate.splitmix64(0, 1) == [0xE220A8397B1DCDAF]
 
 
-# Verdicts the Python bundle reader reaches itself; the others are app-level (backend the app runs,
-# ops its runtime has, manifest fields it needs, chat template it renders) and open fine here.
+# Verdicts the Python bundle reader reaches itself; the others are app-level (the backend the app runs, the
+# ops its runtime has) and open fine here.
 PYTHON_CHECKS = {"format": "is not an edgekit manifest", "format_version": "format version",
+                 "backend": "unknown bundle backend", "malformed": "is malformed", "chat_template": "chat template",
                  "missing_file": "is missing", "checksum": "sha256 does not match", "size": "size"}
+CAMERA_CHECKS = {"no_vision": "has no vision graph", "malformed": "is malformed"}
 
 
 @pytest.mark.parametrize("case", json.loads((VECTORS / "manifest.json").read_text())["cases"], ids=lambda c: c["name"])
@@ -44,15 +46,22 @@ def test_manifest_cases_agree_with_the_python_reader(case, tmp_path):
         (tmp_path / name).write_text(text)
     (tmp_path / "manifest.json").write_text(json.dumps(case["manifest"]))
     expect = case["expect"]
-    if expect in ("format", "format_version", "missing_file"):
+    if expect in ("format", "format_version", "backend", "malformed", "chat_template", "missing_file"):
         with pytest.raises(EdgekitError, match=PYTHON_CHECKS[expect]):
             Bundle.open(tmp_path)
         return
-    problems = Bundle.open(tmp_path).verify_files()
+    bundle = Bundle.open(tmp_path)
+    problems = bundle.verify_files()
     if expect in ("checksum", "size"):
         assert len(problems) == 1 and PYTHON_CHECKS[expect] in problems[0]
     else:
         assert problems == []
+    camera = case.get("camera")
+    if camera in CAMERA_CHECKS:  # the vision entry is checked when the tower is used, as in the app
+        with pytest.raises(EdgekitError, match=CAMERA_CHECKS[camera]):
+            bundle.manifest.vision
+    elif camera == "ok":
+        assert bundle.manifest.vision.tokens_per_pair == case["manifest"]["graphs"]["vision"]["tokens_per_pair"]
 
 
 def _keys(node, prefix=""):
@@ -72,7 +81,7 @@ def test_the_onnx_example_has_the_fields_a_real_export_writes(int4_bundle):
     """The app parses the real manifest layout: every field of a real export is in the example (and no others)."""
     example = next(c["manifest"] for c in json.loads((VECTORS / "manifest.json").read_text())["cases"]
                    if c["manifest"]["backend"] == "onnx")
-    real = Bundle.open(int4_bundle).manifest
+    real = Bundle.open(int4_bundle).manifest.data
     ignore = {"state.names", "quantization.symmetric", "quantization.accuracy_level", "quantization.embedding",
               "quantization.kept_fp32"}  # not read by the app
     real_keys = {k for k in _keys(real) - ignore if not k.startswith("graphs.vision")}  # the app runs no ONNX vision
@@ -83,7 +92,7 @@ def test_the_executorch_example_has_the_fields_a_real_export_writes(et_8da4w_bun
     """The same for the bundle the app runs: a real 8da4w .pte export."""
     example = next(c["manifest"] for c in json.loads((VECTORS / "manifest.json").read_text())["cases"]
                    if c["manifest"]["backend"] == "executorch")
-    real = Bundle.open(et_8da4w_bundle).manifest
+    real = Bundle.open(et_8da4w_bundle).manifest.data
     ignore = {"state.names", "quantization.symmetric", "quantization.kept_fp32"}  # not read by the app
     vision = {k for k in _keys(real) if k.startswith("graphs.vision")}  # the example with vision checks these
     assert _keys(real) - ignore - vision == _keys(example)

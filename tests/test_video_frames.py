@@ -9,12 +9,20 @@ import time
 import cv2
 import numpy as np
 import pytest
+from synthetic_video import BLUE, GREEN, RED, DroppingCapture, cut_times, frame, write_video
 
 from edgekit.errors import EdgekitError
-from edgekit.runtimes.frame_select import FrameSelector
-from edgekit.runtimes.video import (Backoff, CaptureSource, ImageFolderSource, Prefetch, SourceLost, model_size,
-                                    open_source, resize_for_model)
-from synthetic_video import BLUE, GREEN, RED, DroppingCapture, cut_times, frame, write_video
+from edgekit.video.frame_select import FrameSelector
+from edgekit.video.sources import (
+    Backoff,
+    CaptureSource,
+    ImageFolderSource,
+    Prefetch,
+    SourceLost,
+    model_size,
+    open_source,
+    resize_for_model,
+)
 
 
 def select(path, **kw):

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from hf_reference import greedy_both, hf_prompt
 from typer.testing import CliRunner
 
 import edgekit
@@ -15,8 +16,8 @@ from edgekit.bundle import Bundle
 from edgekit.cli import app
 from edgekit.errors import EdgekitError
 from edgekit.runtimes import frame_pairs
-from edgekit.runtimes.vision_preprocess import preprocess_image, preprocess_video
-from hf_reference import greedy_both, hf_prompt
+from edgekit.vision_preprocess import preprocess_image, preprocess_video
+
 
 def _pixels(h: int, w: int, seed: int) -> np.ndarray:
     return (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
@@ -54,7 +55,7 @@ def test_tower_video_pairs_attend_within_the_pair(fp32_model, tiny_hf):
 
 def test_int8_tower_is_close_to_fp32(int4_bundle, tiny_hf):
     model = edgekit.load(int4_bundle)
-    assert model.bundle.manifest["graphs"]["vision"]["weights"] == "int8"
+    assert model.bundle.manifest.data["graphs"]["vision"]["weights"] == "int8"
     image = preprocess_image(_pixels(256, 320, seed=5), min_pixels=32 * 32)
     ours, ref = model.vision.encode(image).embeds, _hf_tower(tiny_hf, image)
     rel = float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
@@ -109,10 +110,10 @@ def test_live_pairs_fed_one_by_one_equal_one_prompt(fp32_bundle):
 
 
 def test_manifest_and_errors(fp32_model, int4_bundle, tmp_path):
-    spec = fp32_model.bundle.manifest["graphs"]["vision"]
+    spec = fp32_model.bundle.manifest.data["graphs"]["vision"]
     assert spec["token_ids"] == {"image": 248056, "video": 248057, "vision_start": 248053, "vision_end": 248054}
     assert spec["merge_size"] == 2 and spec["patch_size"] == 16 and spec["position_grid"] == 48
-    assert {"vision.onnx", "vision.onnx.data"} <= set(fp32_model.bundle.manifest["files"])
+    assert {"vision.onnx", "vision.onnx.data"} <= set(fp32_model.bundle.manifest.data["files"])
     assert Bundle.open(int4_bundle).verify_files() == []
     verify = CliRunner().invoke(app, ["verify", str(int4_bundle)])
     assert verify.exit_code == 0 and "graphs load (decoder and vision)" in verify.output

@@ -11,7 +11,7 @@ import pytest
 import torch
 import transformers
 
-from edgekit.runtimes import vision_preprocess as vp
+from edgekit import vision_preprocess as vp
 
 PIL = pytest.importorskip("PIL.Image")
 from transformers.image_utils import PILImageResampling, SizeDict  # noqa: E402

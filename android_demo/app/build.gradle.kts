@@ -36,9 +36,17 @@ android {
 
 dependencies {
     implementation(project(":core"))
-    implementation("org.pytorch:executorch-android:${property("executorchVersion")}")
-    implementation("com.facebook.soloader:soloader:0.10.5")
-    implementation("com.facebook.fbjni:fbjni:0.5.1")
+    // ExecuTorch from Maven Central: its POM brings the fbjni (0.7.0) and nativeloader the AAR is built
+    // against. A local AAR (-PexecutorchAar=/path/executorch.aar, e.g. built from source) brings nothing,
+    // so those two are named for it, at the versions executorch_android/build.gradle declares.
+    val localAar = findProperty("executorchAar") as String?
+    if (localAar == null) {
+        implementation("org.pytorch:executorch-android:${property("executorchVersion")}")
+    } else {
+        implementation(files(localAar))
+        implementation("com.facebook.fbjni:fbjni:0.7.0")
+        implementation("com.facebook.soloader:nativeloader:0.10.5")
+    }
     implementation("androidx.appcompat:appcompat:1.7.0")
     implementation("androidx.lifecycle:lifecycle-runtime-ktx:2.8.7")
     implementation("androidx.camera:camera-camera2:1.4.1")

@@ -10,11 +10,11 @@ runs the Kotlin tests against the same files.
 - ``sampling.json``: ``edgekit.sampling.pick`` (the portable sampling spec: the token a uniform
   number selects) on logits rows, plus the app's seeded PRNG (SplitMix64, defined here) so both
   sides agree on the uniforms a seed gives. Masked logits (-inf) are written as null.
-- ``manifest.json``: bundle manifests written by ``edgekit.bundle.write_manifest`` over small files,
+- ``manifest.json``: bundle manifests written by ``edgekit.manifest.write_manifest`` over small files,
   valid and broken, with the verdict an app must reach (``ok`` or an error kind) and, for the camera
   screen, whether ``graphs.vision`` is usable (``camera``).
 - ``vision.json``: camera prompts (prefix + video pads + suffix) expanded by
-  ``edgekit.runtimes.multimodal.build_prompt`` with a ``FramePair``: ids, vision rows, mRoPE positions.
+  ``edgekit.multimodal.build_prompt`` with a ``FramePair``: ids, vision rows, mRoPE positions.
 - ``detokenize.json``: ids -> text by the Qwen3.5 ``tokenizer.json`` (``Tokenizer.decode``, with and
   without special tokens, and ``StreamDecoder``'s pieces); ``detokenize-tokenizer.json`` is that
   tokenizer.json cut down to the ids the cases use (same ids, same strings), so the app's reader is
@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.bundle import FORMAT_VERSION, write_manifest
+from edgekit.manifest import FORMAT_VERSION, write_manifest
 from edgekit.errors import EdgekitError
 from edgekit.export.executorch_export import EMBEDDING_4BIT_OP, REQUIRED_OPS
 from edgekit.export.tokenizer_files import build_tokenizer_json
-from edgekit.runtimes.multimodal import FramePair, VisionTokens, build_prompt
-from edgekit.runtimes.vision import VisionEmbeds
+from edgekit.manifest import VisionTokens
+from edgekit.multimodal import FramePair, VisionEmbeds, build_prompt
 from edgekit.sampling import SamplingParams, pick
 from edgekit.tokenizer import Tokenizer, render_chat
 
@@ -153,7 +153,7 @@ def _bundle(files: dict[str, str], body: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in files.items():
             (Path(tmp) / name).write_text(text)
-        return write_manifest(Path(tmp), body)
+        return write_manifest(Path(tmp), body).data
 
 
 def manifest_vectors() -> dict:
@@ -261,7 +261,10 @@ def _vision_graph(size: int = 224, hidden: int = 64) -> dict:
     tokens = _vision_tokens(_tokenizer())
     _, prefix, suffix = camera_prompt(grid)
     return {"file": "model.pte", "method": "vision_encoder", "frame_size": [size, size], "grid": list(grid),
-            "tokens_per_pair": grid[1] * grid[2] // 4, "merge_size": 2, "out_hidden_size": hidden,
+            "tokens_per_pair": grid[1] * grid[2] // 4, "weights": "8da8w", "patch_size": 16, "temporal_patch_size": 2,
+            "merge_size": 2, "head_dim": 16, "rope_theta": 10000.0, "position_grid": 48, "out_hidden_size": hidden,
+            "image": {"min_pixels": 65536, "max_pixels": 16777216},
+            "video": {"min_pixels": 4096, "max_pixels": 25165824, "fps": 2},
             "token_ids": tokens.__dict__,
             "camera_prompt": {"prefix": prefix, "suffix": suffix, "pad_id": tokens.video, "text": CAMERA_TEXT}}
 
@@ -275,7 +278,7 @@ def vision_vectors() -> dict:
                       "prefix": prefix, "suffix": suffix, "pad_id": _vision_tokens(_tokenizer()).video,
                       "ids": prompt.ids.tolist(), "vision_rows": np.flatnonzero(prompt.vision_rows).tolist(),
                       "positions": prompt.positions.tolist(), "next_position": prompt.next_position})
-    return {"spec": "edgekit.runtimes.multimodal.build_prompt", "cases": cases}
+    return {"spec": "edgekit.multimodal.build_prompt", "cases": cases}
 
 
 DETOKENIZE_TEXTS = [

@@ -2,11 +2,9 @@ package org.edgekit.demo
 
 import android.content.Context
 import java.io.File
-import org.edgekit.core.AppRuntime
 import org.edgekit.core.BundleError
 import org.edgekit.core.Bundles
 import org.edgekit.core.Manifest
-import org.pytorch.executorch.ExecuTorchRuntime
 
 /** A bundle the app can run, or the one-line reason it cannot. */
 sealed interface Opened {
@@ -22,7 +20,7 @@ object BundleStore {
     fun open(context: Context): Opened? {
         val dir = bundlesDir(context).listFiles { f -> File(f, Bundles.MANIFEST).isFile }?.maxByOrNull { it.lastModified() }
             ?: return null
-        val runtime = AppRuntime(setOf("executorch"), ExecuTorchRuntime.getRegisteredOps().toSet())
+        val runtime = executorchRuntime()
         // Full checksums once per deployed copy (a 600 MB .pte takes seconds); sizes on every start.
         val prefs = context.getSharedPreferences("verified", Context.MODE_PRIVATE)
         val stamp = "${dir.path}:${File(dir, Bundles.MANIFEST).lastModified()}"

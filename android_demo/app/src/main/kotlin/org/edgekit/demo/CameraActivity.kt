@@ -23,13 +23,13 @@ import org.edgekit.core.FrameGate
 import org.edgekit.core.FramePixels
 import org.edgekit.core.FrameSignature
 import org.edgekit.core.Taken
-import org.pytorch.executorch.Module
 
 /**
  * Camera: frames are sampled like `edgekit summarize` ([FrameGate] in the core: capped fps, change
  * gate, scene cuts); every two taken frames make a frame pair that the bundle's vision encoder and
- * decoder caption ([CaptionSession] in the core, model.pte through [ExecuTorchMethods]) off the UI
- * thread. The last captions stay on screen; a pair that comes while one is being captioned is dropped.
+ * decoder caption ([CaptionSession] in the core, model.pte through [CaptionModel]) off the UI thread.
+ * The last captions stay on screen; a pair that comes while one is being captioned is dropped. A bundle
+ * that is refused or does not load shows why in the captions.
  */
 class CameraActivity : AppCompatActivity() {
     private class Frame(val taken: Taken, val argb: IntArray)
@@ -48,7 +48,8 @@ class CameraActivity : AppCompatActivity() {
 
     @Volatile private var speed = ""
     private var firstOfPair: Frame? = null // analysis thread only
-    private var module: Module? = null
+
+    @Volatile private var model: CaptionModel? = null
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
@@ -76,22 +77,29 @@ class CameraActivity : AppCompatActivity() {
         }
         val m = opened.manifest
         val vision = m.vision.getOrElse { return showLine(it.message ?: "no vision encoder") }
-        val pte = Module.load(File(opened.dir, m.decoderFile).path, Module.LOAD_MODE_MMAP)
-        val missing = listOf(vision.method, ExecuTorchMethods.FORWARD_ROWS) - pte.methods.toSet()
+        val pte = CaptionModel(File(opened.dir, m.decoderFile), vision)
+        val missing = try {
+            pte.open()
+        } catch (e: PteLoadException) {
+            return showLine(e.line)
+        }
         if (missing.isNotEmpty()) {
-            pte.destroy()
             return showLine("${m.decoderFile} has no ${missing.joinToString()} method. ${getString(R.string.reexport)}")
         }
-        module = pte
-        session = CaptionSession(
-            ExecuTorchMethods(pte, vision),
-            vision,
-            m.maxTokensPerCall,
-            m.eosIds.toSet(),
-            Detokenizer.fromFile(File(opened.dir, m.tokenizerFile)),
-            maxNewTokens = 32,
-            maxContext = m.maxContext
-        )
+        model = pte // closed in onDestroy from here on
+        session = try {
+            CaptionSession(
+                pte.methods,
+                vision,
+                m.maxTokensPerCall,
+                m.eosIds.toSet(),
+                Detokenizer.fromFile(File(opened.dir, m.tokenizerFile)),
+                maxNewTokens = 32,
+                maxContext = m.maxContext
+            )
+        } catch (e: IllegalArgumentException) {
+            return showLine("bundle refused: ${e.message}")
+        }
         frameSize = vision.frameSize
     }
 
@@ -128,7 +136,8 @@ class CameraActivity : AppCompatActivity() {
 
     private fun caption(first: Frame, second: Frame) {
         try {
-            val caption = session?.caption(FramePixels.pair(frameSize, first.argb, second.argb)) ?: return
+            val captioner = session ?: return
+            val caption = model?.holding { captioner.caption(FramePixels.pair(frameSize, first.argb, second.argb)) } ?: return
             val t = (first.taken.t + second.taken.t) / 2
             val cut = first.taken.cut || second.taken.cut
             val mark = if (cut) "cut" else "change %.2f".format(maxOf(first.taken.change, second.taken.change))
@@ -159,7 +168,7 @@ class CameraActivity : AppCompatActivity() {
 
     override fun onDestroy() {
         analysis.shutdown()
-        captioning.execute { module?.destroy() }
+        captioning.execute { model?.close() }
         captioning.shutdown()
         super.onDestroy()
     }

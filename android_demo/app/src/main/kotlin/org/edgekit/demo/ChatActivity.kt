@@ -8,28 +8,22 @@ import android.widget.EditText
 import android.widget.ScrollView
 import android.widget.TextView
 import androidx.appcompat.app.AppCompatActivity
+import java.io.File
 import java.util.concurrent.Executors
-import org.edgekit.core.Conversation
 import org.edgekit.core.TokenRate
-import org.pytorch.executorch.extension.llm.LlmCallback
-import org.pytorch.executorch.extension.llm.LlmModule
 
 /**
- * Chat: tokens stream into the transcript with tok/s and battery drain in the status line.
- *
- * ExecuTorch's LlmModule runs the decode loop in C++ and reads the bundle's tokenizer.json itself;
- * [Conversation] (core) renders Qwen3.5's chat template and keeps the module's state across turns,
- * so each turn feeds only its own text.
+ * Chat: tokens stream into the transcript with tok/s and battery drain in the status line. The model
+ * ([ChatModel]: ExecuTorch's LlmModule, the chat template and the kept state) runs on [worker]; a
+ * bundle that is refused or does not load shows why in the status line.
  */
 class ChatActivity : AppCompatActivity() {
     private val worker = Executors.newSingleThreadExecutor()
     private lateinit var status: TextView
     private lateinit var transcript: TextView
     private lateinit var battery: BatteryMonitor
-    private var module: LlmModule? = null
-    private var maxContext = 2048
-    private var temperature = 0f
-    private val conversation = Conversation()
+
+    @Volatile private var chat: ChatModel? = null
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
@@ -40,7 +34,7 @@ class ChatActivity : AppCompatActivity() {
         val prompt = findViewById<EditText>(R.id.prompt)
         findViewById<Button>(R.id.send).setOnClickListener {
             val text = prompt.text.toString().trim()
-            if (text.isNotEmpty() && module != null) {
+            if (text.isNotEmpty() && chat != null) {
                 prompt.text.clear()
                 send(text)
             }
@@ -50,54 +44,45 @@ class ChatActivity : AppCompatActivity() {
     }
 
     private fun load() {
-        when (val opened = BundleStore.open(this)) {
-            null -> show(getString(R.string.no_bundle))
-
-            is Opened.Refused -> show("bundle refused: ${opened.message}")
-
-            is Opened.Ready -> {
-                val m = opened.manifest
-                maxContext = m.maxContext
-                temperature = m.generation.temperature.toFloat()
-                val llm = LlmModule(
-                    java.io.File(opened.dir, m.decoderFile).path,
-                    java.io.File(opened.dir, m.tokenizerFile).path,
-                    temperature
-                )
-                llm.load()
-                module = llm
-                show("${m.model} (${m.backend}), context ${m.maxContext} | ${battery.sample()}")
-            }
+        val opened = when (val found = BundleStore.open(this)) {
+            null -> return show(getString(R.string.no_bundle))
+            is Opened.Refused -> return show("bundle refused: ${found.message}")
+            is Opened.Ready -> found
         }
+        val m = opened.manifest
+        val model = ChatModel(
+            File(opened.dir, m.decoderFile),
+            File(opened.dir, m.tokenizerFile),
+            m.generation.temperature.toFloat(),
+            m.maxContext
+        )
+        try {
+            model.load()
+        } catch (e: PteLoadException) {
+            return show(e.line)
+        }
+        chat = model
+        show("${m.model} (${m.backend}), context ${m.maxContext} | ${battery.sample()}")
     }
 
     private fun send(text: String) {
         transcript.append("\n> $text\n")
-        val plan = conversation.ask(text)
         worker.execute {
-            val llm = module ?: return@execute
-            if (plan.reset) llm.resetContext()
+            val model = chat ?: return@execute
             val rate = TokenRate(SystemClock.elapsedRealtime())
-            val reply = StringBuilder()
-            val callback = object : LlmCallback {
-                override fun onResult(result: String) {
+            try {
+                model.ask(text) { piece, plan ->
                     rate.token(SystemClock.elapsedRealtime())
-                    reply.append(result)
                     runOnUiThread {
-                        transcript.append(result)
+                        transcript.append(piece)
                         findViewById<ScrollView>(R.id.scroll).fullScroll(ScrollView.FOCUS_DOWN)
                         val speed = rate.decodeTokensPerSecond?.let { "%.1f tok/s".format(it) } ?: "prefill"
                         status.text = "$speed | reused ${plan.reusedChars} chars of state | ${battery.sample()}"
                     }
                 }
-
-                override fun onStats(stats: String) = Unit
-            }
-            try {
-                llm.generate(plan.feed, maxContext, callback, false)
-                conversation.replied(reply.toString())
+            } catch (e: PteLoadException) {
+                show(e.line)
             } catch (e: RuntimeException) {
-                conversation.forgetState()
                 show("generation failed: ${e.message}")
             }
         }
@@ -106,7 +91,10 @@ class ChatActivity : AppCompatActivity() {
     private fun show(line: String) = runOnUiThread { status.text = line }
 
     override fun onDestroy() {
-        module?.stop()
+        chat?.let { model ->
+            model.stop()
+            worker.execute { model.close() }
+        }
         worker.shutdown()
         super.onDestroy()
     }

@@ -36,7 +36,7 @@ class PromptRows(val tokens: LongArray, val visionRows: IntArray, val positions:
         const val VISION_TOKEN = -1L
 
         /**
-         * Positions as edgekit.runtimes.multimodal.build_prompt (and transformers' get_rope_index) give
+         * Positions as edgekit.multimodal.build_prompt (and transformers' get_rope_index) give
          * them: text advances (t, h, w) together by one a token; the block of h x w merged patches
          * starting at s gets t = s, h = s + row, w = s + col in raster order; text after it resumes
          * at s + max(h, w). Checked against tests/vectors/vision.json.

@@ -229,3 +229,55 @@ object MeterTests {
         }
     )
 }
+
+/** One model copy at a time ([Resident]) and the line a load failure shows ([LoadFailure]). */
+object ResidentTests {
+    private class Copy(val name: String, val log: MutableList<String>) : AutoCloseable {
+        override fun close() {
+            log += "close $name"
+        }
+    }
+
+    fun all(): List<Test> = listOf(
+        "resident: the same key shares one instance, another key closes it first" to {
+            val log = mutableListOf<String>()
+            val resident = Resident<Copy>()
+            fun open(name: String) = { Copy(name, log).also { log += "open $name" } }
+            assertEquals(true, resident.use("chat", open("llm")) { _, fresh -> fresh })
+            assertEquals(false, resident.use("chat", open("llm")) { _, fresh -> fresh })
+            assertEquals("module", resident.use("camera", open("module")) { copy, _ -> copy.name })
+            assertEquals(listOf("open llm", "close llm", "open module"), log)
+            resident.release("chat") // not the held one: nothing happens
+            assertEquals("module", resident.held?.name)
+            resident.release("camera")
+            assertNull(resident.held)
+            assertEquals("close module", log.last())
+        },
+        "resident: a failed open leaves nothing held and reaches the caller" to {
+            val log = mutableListOf<String>()
+            val resident = Resident<Copy>()
+            resident.use("chat", { Copy("llm", log) }) { _, _ -> }
+            val e = assertFailsWith<IllegalStateException> {
+                resident.use("camera", { error("bad program") }) { _, _ -> }
+            }
+            assertEquals("bad program", e.message)
+            assertNull(resident.held)
+            assertEquals(listOf("close llm"), log)
+            assertEquals(true, resident.use("camera", { Copy("module", log) }) { _, fresh -> fresh })
+        },
+        "load failure: one line, ExecuTorch's reason kept, its native log cut to the tail" to {
+            val log = "E 00:00:01 program.cpp:120] Program identifier 'ET12' != expected 'ET14'\n".repeat(40)
+            val reason = "[ExecuTorch Error 0x23] Invalid program: Failed to load model | nativeLog=$log"
+            val line = LoadFailure.line("model.pte", reason)
+            val head = "model.pte did not load: [ExecuTorch Error 0x23] Invalid program: Failed to load model (native log: …"
+            assertTrue(line.startsWith(head), line)
+            assertTrue("Program identifier 'ET12' != expected 'ET14'" in line, line)
+            assertTrue('\n' !in line && line.length < 400, line)
+            assertEquals(
+                "model.pte did not load: Cannot load model path: path does not exist: /x/model.pte. " +
+                    "Deploy the bundle again, or re-export it with the ExecuTorch version the app is built with",
+                LoadFailure.line("model.pte", "Cannot load model path: path does not exist: /x/model.pte")
+            )
+        }
+    )
+}

@@ -13,7 +13,7 @@ fun main(args: Array<String>) {
     require(vectors.isDirectory) { "no test vectors at $vectors (pass the folder tests/vectors)" }
     val realTokenizer = args.getOrNull(1)?.let(::File)?.takeIf { it.isFile } // the full Qwen3.5 tokenizer.json, when at hand
     val tests = JsonTests.all() + ManifestTests(vectors).all() + ChatTests(vectors).all() + SamplerTests(vectors).all() +
-        FrameGateTests.all() + ConversationTests.all() + MeterTests.all() + PromptRowsTests(vectors).all() +
+        FrameGateTests.all() + ConversationTests.all() + ResidentTests.all() + MeterTests.all() + PromptRowsTests(vectors).all() +
         DetokenizerTests(vectors, realTokenizer).all() + CameraManifestTests(vectors).all() + CaptionSessionTests(vectors).all()
     var failed = 0
     for ((name, test) in tests) {

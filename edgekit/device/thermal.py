@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgekit.energy import Runner, run_command, run_tool
+from edgekit.device.process import Runner, run_command, run_tool
 from edgekit.errors import EdgekitError
 
 # vcgencmd get_throttled bits: the low ones are "now", the same +16 "has occurred since boot".

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Protocol
 
+from edgekit.device.process import Runner, run_command, run_tool
+from edgekit.device.transport import Adb
 from edgekit.errors import EdgekitError
-
-Runner = Callable[[list[str]], str]
 
 _PACKAGE_ZONE = re.compile(r"intel-rapl:\d+")
 _PMIC_LINE = re.compile(r"^\s*(\S+)_[AV]\s+(?:current|volt)\(\d+\)=([-+0-9.eE]+)([AV])\s*$", re.MULTILINE)
@@ -55,26 +54,6 @@ class EnergySource(Protocol):
     def available(self) -> bool: ...
 
     def read(self) -> Reading: ...
-
-
-def run_command(argv: list[str]) -> str:
-    """Run ``argv`` and return its stdout (raises ``OSError`` or ``subprocess.SubprocessError``)."""
-    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=10).stdout
-
-
-def run_tool(runner: Runner, argv: list[str], fix: str) -> str:
-    """``runner(argv)``, with any failure turned into a one-line ``EdgekitError``."""
-    command = " ".join(argv)
-    try:
-        return runner(argv)
-    except FileNotFoundError:
-        raise EdgekitError(f"`{argv[0]}` is not installed", fix) from None
-    except subprocess.CalledProcessError as err:
-        lines = str(err.stderr or err.output or "").strip().splitlines()
-        detail = lines[0] if lines else f"exit status {err.returncode}"
-        raise EdgekitError(f"`{command}` failed: {detail}", fix) from None
-    except (OSError, subprocess.SubprocessError) as err:
-        raise EdgekitError(f"`{command}` failed ({err.__class__.__name__})", fix) from None
 
 
 def _text(path: Path) -> str:
@@ -237,16 +216,12 @@ class AdbBatterySource(_Source):
 
     name = "adb-battery"
 
-    def __init__(self, serial: str | None = None, runner: Runner = run_command) -> None:
-        self.serial = serial
-        self.runner = runner
-
-    def _adb(self, *args: str) -> str:
-        argv = ["adb", *(["-s", self.serial] if self.serial else []), *args]
-        return run_tool(self.runner, argv, "connect the phone with USB debugging on; `adb devices` must list it")
+    def __init__(self, serial: str | None = None, runner: Runner | None = None) -> None:
+        self.adb = Adb(serial, runner)  # runner: a stand-in for the adb program
 
     def read(self) -> Reading:
-        out = self._adb("shell", "cat", f"{_ANDROID_SUPPLY}/current_now", f"{_ANDROID_SUPPLY}/voltage_now")
+        out = self.adb.output("shell", "cat", f"{_ANDROID_SUPPLY}/current_now", f"{_ANDROID_SUPPLY}/voltage_now",
+                              timeout=10)
         t = time.monotonic()
         try:
             current_ua, voltage_uv = (int(v) for v in out.split())
@@ -257,7 +232,7 @@ class AdbBatterySource(_Source):
 
     def info(self) -> BatteryInfo:
         """Level, status, temperature and voltage from ``dumpsys battery``."""
-        out = self._adb("shell", "dumpsys", "battery")
+        out = self.adb.output("shell", "dumpsys", "battery", timeout=10)
         fields = dict(re.findall(r"^[ \t]*([\w ]+?):[ \t]*(.*?)[ \t]*$", out, re.MULTILINE))
 
         def number(key: str, scale: float) -> float | None:

@@ -22,13 +22,34 @@ from typing import Union
 
 import numpy as np
 
-from edgekit.runtimes.vision import VisionEmbeds
+from edgekit.errors import EdgekitError
+from edgekit.manifest import VisionSpec, VisionTokens
 from edgekit.tokenizer import Tokenizer, render_chat
-
+from edgekit.vision_preprocess import FACTOR, paired, smart_resize
 
 # The Android camera screen's prompt for one frame pair (see ``camera_prompt``).
 CAMERA_SYSTEM = "You look through a live camera. Reply with one short sentence saying what you see."
 CAMERA_ASK = "Describe what you see in one short sentence."
+
+
+@dataclass(frozen=True)
+class VisionEmbeds:
+    """Encoded pixels: ``embeds [t * h/2 * w/2, H]`` (one LLM token each), the patch ``grid`` (t, h, w)
+    and ``kind`` "image" or "video" (t frame pairs; each pair is its own block in the prompt)."""
+
+    embeds: np.ndarray
+    grid: tuple[int, int, int]
+    kind: str
+
+    @property
+    def tokens_per_pair(self) -> int:
+        return self.grid[1] * self.grid[2] // 4
+
+    def pairs(self) -> list["VisionEmbeds"]:
+        """One ``VisionEmbeds`` per frame pair (a video is prompted pair by pair, each with its timestamp)."""
+        n = self.tokens_per_pair
+        return [VisionEmbeds(self.embeds[i * n:(i + 1) * n], (1, *self.grid[1:]), self.kind)
+                for i in range(self.grid[0])]
 
 
 @dataclass(frozen=True)
@@ -40,20 +61,6 @@ class FramePair:
 
 
 Part = Union[str, Sequence[int], VisionEmbeds, FramePair]
-
-
-@dataclass(frozen=True)
-class VisionTokens:
-    """The special token ids of a bundle (its manifest's ``graphs.vision.token_ids``)."""
-
-    image: int
-    video: int
-    vision_start: int
-    vision_end: int
-
-    @classmethod
-    def from_manifest(cls, spec: dict) -> "VisionTokens":
-        return cls(**spec["token_ids"])
 
 
 @dataclass
@@ -74,10 +81,10 @@ class MultimodalPrompt:
 def frame_pairs(video: VisionEmbeds, frame_seconds: Sequence[float]) -> list[FramePair]:
     """Split an encoded video into its pairs, each timed by the mean of its two frames' times (an odd
     last frame was repeated, so its pair gets that frame's time), as Qwen3.5's processor does."""
-    times = list(frame_seconds) + list(frame_seconds[-1:]) * (len(frame_seconds) % 2)
-    if len(times) != 2 * video.grid[0]:
+    times = paired(list(frame_seconds))
+    if len(times) != video.grid[0]:
         raise ValueError(f"{len(frame_seconds)} frame times for {video.grid[0]} frame pairs")
-    return [FramePair(pair, (times[2 * i] + times[2 * i + 1]) / 2) for i, pair in enumerate(video.pairs())]
+    return [FramePair(pair, (a + b) / 2) for pair, (a, b) in zip(video.pairs(), times)]
 
 
 def vision_positions(start: int, merged_h: int, merged_w: int) -> np.ndarray:
@@ -152,3 +159,26 @@ def camera_prompt(tokenizer: Tokenizer, tokens: VisionTokens) -> dict:
     ids = tokenizer.encode(text)
     at = ids.index(tokens.video)
     return {"prefix": ids[:at], "suffix": ids[at + 1:], "pad_id": tokens.video, "text": text}
+
+
+def image_budget(spec: VisionSpec, max_pixels: int | None = None) -> dict[str, int]:
+    """The pixel budget images are resized to: the bundle's, or capped at ``max_pixels`` (ONNX towers only;
+    a .pte's tower takes the one frame size fixed at export)."""
+    budget = dict(spec.image)
+    if max_pixels is None:
+        return budget
+    if spec.tokens_per_pair:
+        raise EdgekitError(f"--max-pixels does not apply: this .pte encodes images at "
+                           f"{spec.frame_size[0]}x{spec.frame_size[1]}, fixed at export",
+                           "leave out --max-pixels, or re-export with another --vision-size")
+    if max_pixels < FACTOR * FACTOR:
+        raise EdgekitError(f"--max-pixels {max_pixels} is below one {FACTOR}x{FACTOR} patch",
+                           f"pass at least {FACTOR * FACTOR}")
+    return {"min_pixels": min(budget["min_pixels"], max_pixels), "max_pixels": max_pixels}
+
+
+def image_prompt_rows(spec: VisionSpec, budget: dict[str, int], sizes: Sequence[tuple[int, int]]) -> int:
+    """Prompt rows that images of these (height, width) take: their vision tokens plus start/end tokens each."""
+    fixed = spec.tokens_per_pair
+    return sum((fixed or h * w // (FACTOR * FACTOR)) + 2
+               for h, w in (smart_resize(height, width, **budget) for height, width in sizes))

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.files import atomic_write_bytes, atomic_write_text
-from edgekit.runtimes.video import encode_jpeg
+from edgekit.video.sources import encode_jpeg
 
 FORMAT = "edgekit-timeline"
 VERSION = 1

@@ -9,28 +9,17 @@ the app reads without any storage permission.
 
 from __future__ import annotations
 
-import re
-import shlex
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.bundle import MANIFEST, Bundle
-from edgekit.energy import Runner, run_tool
+from edgekit.bundle import Bundle
+from edgekit.device.transport import ADB_CONNECT_FIX, Adb, stage
 from edgekit.errors import EdgekitError
-from edgekit.files import sha256_file
 
 APP_ID = "org.edgekit.demo"
 DEVICE_ROOT = f"/sdcard/Android/data/{APP_ID}/files/bundles"
-_ADB_FIX = "connect the phone over USB with USB debugging on, and check that `adb devices` lists it"
 _INSTALL_FIX = "install Android SDK Platform-Tools and put adb on PATH, then connect the phone with USB debugging on"
-_SHA256 = re.compile(r"^([0-9a-f]{64})\s")
-
-
-def run_adb(argv: list[str]) -> str:
-    """Run an adb command without a time limit (a push of a 1 GB bundle takes minutes)."""
-    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
 
 
 @dataclass(frozen=True)
@@ -51,9 +40,9 @@ def pick_device(devices_output: str, serial: str | None) -> str:
     if serial is not None:
         if serial not in states:
             listed = ", ".join(states) or "none"
-            raise EdgekitError(f"device {serial} is not connected (adb lists: {listed})", _ADB_FIX)
+            raise EdgekitError(f"device {serial} is not connected (adb lists: {listed})", ADB_CONNECT_FIX)
     elif not states:
-        raise EdgekitError("no Android device is connected", _ADB_FIX)
+        raise EdgekitError("no Android device is connected", ADB_CONNECT_FIX)
     elif len(states) > 1:
         raise EdgekitError(f"{len(states)} devices are connected ({', '.join(sorted(states))})",
                            "name one: `edgekit deploy DIR --adb SERIAL`")
@@ -68,7 +57,7 @@ def pick_device(devices_output: str, serial: str | None) -> str:
 
 
 def deploy_adb(bundle_dir: str | Path, serial: str | None = None, dest: str | None = None,
-               runner: Runner = run_adb, on_file: Callable[[str, int], None] | None = None) -> Deployed:
+               on_file: Callable[[str, int], None] | None = None) -> Deployed:
     """Push the bundle at ``bundle_dir`` to ``dest`` (default ``DEVICE_ROOT/<folder name>``) and verify it there.
 
     ``on_file(name, bytes)`` is called after each file is pushed (for a progress bar).
@@ -78,37 +67,12 @@ def deploy_adb(bundle_dir: str | Path, serial: str | None = None, dest: str | No
     if problems:
         raise EdgekitError(f"bundle {bundle.path} is corrupt here already ({problems[0]})",
                            "re-export it before deploying")
-    serial = pick_device(run_tool(runner, ["adb", "devices"], _INSTALL_FIX), serial)
+    serial = pick_device(Adb(install_fix=_INSTALL_FIX).output("devices"), serial)
     dest = (dest or f"{DEVICE_ROOT}/{bundle.path.resolve().name}").rstrip("/")
     if not dest.startswith("/"):
         raise EdgekitError(f"device path {dest!r} is not absolute", "pass a path like /data/local/tmp/mybundle")
-    tmp = f"{dest}.partial"
-
-    def adb(*args: str) -> str:
-        return run_tool(runner, ["adb", "-s", serial, *args], _ADB_FIX)
-
-    def shell(*words: str) -> str:
-        return adb("shell", " ".join(shlex.quote(w) for w in words))
-
-    shell("rm", "-rf", tmp)
-    shell("mkdir", "-p", tmp)
-    names = [*bundle.manifest["files"], MANIFEST]
-    for name in names:
-        adb("push", str(bundle.file(name)), f"{tmp}/{name}")
-        if on_file:
-            on_file(name, bundle.file(name).stat().st_size)
-    expected = {name: info["sha256"] for name, info in bundle.manifest["files"].items()}
-    expected[MANIFEST] = sha256_file(bundle.file(MANIFEST))
-    for name, sha256 in expected.items():
-        out = shell("sha256sum", f"{tmp}/{name}")
-        match = _SHA256.match(out.strip())
-        if match is None:
-            raise EdgekitError(f"cannot read a checksum on device {serial}: {out.strip()[:80]!r}",
-                               "the device needs `sha256sum` (Android 8 or newer)")
-        if match.group(1) != sha256:
-            shell("rm", "-rf", tmp)
-            raise EdgekitError(f"{name} arrived corrupt on device {serial} (sha256 differs from the manifest)",
-                               "check the cable and free space on the phone, then deploy again")
-    shell("rm", "-rf", dest)
-    shell("mv", tmp, dest)
+    phone, tmp = Adb(serial), f"{dest}.partial"
+    names = stage(phone, bundle, tmp, fresh=True, sent=on_file)
+    phone.run("rm", "-rf", dest)
+    phone.run("mv", tmp, dest)
     return Deployed(serial, dest, len(names), sum(bundle.file(name).stat().st_size for name in names))

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.runtimes.captioner import Captioner
-from edgekit.runtimes.frame_select import FrameSelector, Selected
-from edgekit.runtimes.timeline import Timeline
-from edgekit.runtimes.video import Prefetch, Source, SourceLost, resize_for_model
+from edgekit.video.captioner import Captioner
+from edgekit.video.frame_select import FrameSelector, Selected
+from edgekit.video.sources import Prefetch, Source, SourceLost, resize_for_model
+from edgekit.video.timeline import Timeline
 
 
 @dataclass

@@ -25,10 +25,18 @@ from typing import Any
 import numpy as np
 
 import edgekit
-from edgekit.energy import (EnergySource, Reading, Runner, average_power, baseline_subtracted, battery_percent_per_hour,
-                            detect, energy_between, run_command)
+from edgekit.device.energy import (
+    EnergySource,
+    Reading,
+    average_power,
+    baseline_subtracted,
+    battery_percent_per_hour,
+    detect,
+    energy_between,
+)
+from edgekit.device.process import Runner, run_command
+from edgekit.device.thermal import ThermalReader
 from edgekit.runtimes.model import Model
-from edgekit.thermal import ThermalReader
 
 MODULES = (("linear_attn", "DeltaNet"), ("self_attn", "attention"), ("mlp", "MLP"), ("lm_head", "lm_head"),
            ("embed", "embedding"), ("norm", "norms"), ("positions", "positions"))
@@ -299,13 +307,11 @@ def run_profile(bundle_dir: str | Path, settings: ProfileSettings = ProfileSetti
     breakdown = (_onnx_breakdown if model.decoder.backend == "onnx" else _executorch_breakdown)(
         model, settings, prompt)
     cfg = model.config
-    shapes = cfg.state_shapes()
-    per_token_kv = 4 * 2 * len(cfg.attention_layers) * int(np.prod(shapes["kv_row"]))
-    fixed = 4 * len(cfg.deltanet_layers) * (int(np.prod(shapes["conv"])) + int(np.prod(shapes["recurrent"])))
+    fixed, per_token_kv = cfg.state_bytes()
     return {
         "edgekit_profile": 1,
-        "bundle": {"path": str(bundle_dir), "id": model.bundle.digest, "model": model.bundle.manifest["source"]["model"],
-                   "backend": model.decoder.backend, "quantization": model.bundle.manifest["quantization"]["weights"]},
+        "bundle": {"path": str(bundle_dir), "id": model.bundle.digest, "model": model.bundle.manifest.model,
+                   "backend": model.decoder.backend, "quantization": model.bundle.manifest.quantization["weights"]},
         "machine": {"model": device_model(), "platform": platform.platform(), "machine": platform.machine(),
                     "processor": platform.processor(), "python": platform.python_version(),
                     "onnxruntime": _version("onnxruntime"), "executorch": _version("executorch"), "edgekit": edgekit.__version__},

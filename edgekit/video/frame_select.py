@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.runtimes.video import Frame
+from edgekit.video.sources import Frame
 
 GATE_SIZE = (32, 24)  # (w, h) of the grey thumbnail the change gate compares
 HIST_BINS = 8

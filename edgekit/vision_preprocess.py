@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -31,6 +32,8 @@ IMAGE_MAX_PIXELS = 4096 * 4096    # size.longest_edge
 VIDEO_MIN_PIXELS = 4096             # video_preprocessor_config.json, over all frames together
 VIDEO_MAX_PIXELS = 768 * 32 * 32 * 32
 MEAN = STD = 0.5
+
+T = TypeVar("T")
 
 _PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed-point weights for 8-bit images
 
@@ -46,6 +49,12 @@ class VisionInput:
     @property
     def tokens_per_pair(self) -> int:
         return self.grid[1] * self.grid[2] // (MERGE * MERGE)
+
+
+def paired(frames: Sequence[T]) -> list[tuple[T, T]]:
+    """Consecutive frames (or their times) as Qwen3.5's temporal patches of 2; an odd last frame is paired
+    with itself, as a still image is."""
+    return [(frames[i], frames[min(i + 1, len(frames) - 1)]) for i in range(0, len(frames), TEMPORAL_PATCH)]
 
 
 def smart_resize(height: int, width: int, min_pixels: int = IMAGE_MIN_PIXELS,
@@ -186,3 +195,38 @@ def preprocess_video(frames: Sequence[np.ndarray], min_pixels: int = VIDEO_MIN_P
     stacked = np.stack([normalize(resize_bicubic(f, height, width)) for f in frames])
     pixels, grid = patchify(stacked)
     return VisionInput(pixels, grid)
+
+
+def block_order(h: int, w: int, merge: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col) of each patch of an h x w grid in the processors' order: merge x merge blocks in raster order."""
+    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    shape = (h // merge, merge, w // merge, merge)
+    return rows.reshape(shape).transpose(0, 2, 1, 3).reshape(-1), cols.reshape(shape).transpose(0, 2, 1, 3).reshape(-1)
+
+
+def position_taps(h: int, w: int, side: int, merge: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear taps (align_corners) of a side x side table resampled to h x w: indices and weights [h*w, 4]."""
+    rows, cols = block_order(h, w, merge)
+
+    def axis(index: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        src = index.astype(np.float32) * np.float32(side - 1) / np.float32(max(size - 1, 1))
+        floor = np.floor(src)
+        taps = np.clip(floor.astype(np.int64)[:, None] + np.arange(2), 0, side - 1)
+        weights = np.clip(1 - np.abs(src[:, None] - floor[:, None] - np.arange(2, dtype=np.float32)), 0, None)
+        return taps, weights.astype(np.float32)
+
+    h_taps, h_weights = axis(rows, h)
+    w_taps, w_weights = axis(cols, w)
+    indices = (h_taps[:, :, None] * side + w_taps[:, None, :]).reshape(-1, 4)
+    weights = (h_weights[:, :, None] * w_weights[:, None, :]).reshape(-1, 4)
+    return indices, weights
+
+
+def rotary_tables(h: int, w: int, head_dim: int, theta: float, merge: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin [h*w, head_dim/2]: a quarter of the head's frequencies turned by the row, a quarter by the column."""
+    rows, cols = block_order(h, w, merge)
+    spatial = head_dim // 2
+    inv_freq = (1.0 / (theta ** (np.arange(0, spatial, 2, dtype=np.float32) / spatial))).astype(np.float32)
+    angles = np.concatenate([rows[:, None].astype(np.float32) * inv_freq, cols[:, None].astype(np.float32) * inv_freq],
+                            axis=-1)
+    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)

@@ -21,14 +21,15 @@ import cv2
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.multimodal import FramePair
+from edgekit.multimodal import frame_pairs as pairs_of
 from edgekit.runtimes.model import Model
-from edgekit.runtimes.multimodal import FramePair
-from edgekit.runtimes.multimodal import frame_pairs as pairs_of
 from edgekit.runtimes.prompt_cache import PromptCache
 from edgekit.runtimes.state import HybridState
-from edgekit.runtimes.timeline import clock
 from edgekit.sampling import SamplingParams
 from edgekit.tokenizer import render_chat
+from edgekit.video.timeline import clock
+from edgekit.vision_preprocess import paired
 
 CAPTION_SYSTEM = ("You watch a video one segment at a time. For each segment, reply with one short sentence "
                   "saying what happens in it.")
@@ -46,11 +47,7 @@ class Captioner(Protocol):
 def frame_pairs(frames: Sequence[np.ndarray], timestamps: Sequence[float]) -> list[tuple[float, np.ndarray, np.ndarray]]:
     """Consecutive frames as Qwen3.5's temporal patches of 2: (mean time, first, second); an odd last
     frame is paired with itself, as a still image is."""
-    pairs = []
-    for i in range(0, len(frames), 2):
-        j = min(i + 1, len(frames) - 1)
-        pairs.append(((timestamps[i] + timestamps[j]) / 2, frames[i], frames[j]))
-    return pairs
+    return [((ta + tb) / 2, a, b) for (a, b), (ta, tb) in zip(paired(frames), paired(timestamps))]
 
 
 class ChatCaptioner:
