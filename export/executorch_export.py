@@ -33,9 +33,11 @@ from edgekit.export.bundle_writer import (
     write_tokenizer,
 )
 from edgekit.export.checkpoint import Checkpoint, load_checkpoint, read_config
+from edgekit.export.phases import Phases
 from edgekit.export.qwen3_5_executorch import ForwardRows, Qwen35Decoder, StateIO
 from edgekit.export.qwen3_5_vision_executorch import VisionTower
 from edgekit.export.qwen3_5_vision_onnx import VisionConfig
+from edgekit.export.xnnpack_lowering import lower
 from edgekit.files import atomic_dir
 from edgekit.manifest import VisionTokens
 from edgekit.multimodal import camera_prompt
@@ -48,27 +50,34 @@ EMBEDDING_4BIT_OP = "quantized_decomposed::embedding_4bit"
 
 
 def build_decoder(ck: Checkpoint, quant: str, block_size: int, max_context: int) -> Qwen35Decoder:
-    """The torch decoder with its weights, quantized in place when ``quant`` is ``8da4w``."""
-    # Each tensor is converted when the module takes it, so no second fp32 copy of the model stays around.
-    decoder = Qwen35Decoder(ck.text, lambda name: ck.tensors[name].detach().float(), max_context,
-                            embedding_block_size=block_size if quant == "8da4w" else None).eval()
+    """The torch decoder with its weights, quantized layer by layer when ``quant`` is ``8da4w``.
+
+    Each checkpoint tensor leaves ``ck.tensors`` as the module takes it (converted to float32), and each
+    layer is quantized as soon as it is built: neither a second float copy of the model nor the checkpoint's
+    copy of the layers already built stays around.
+    """
+    finish = None
     if quant == "8da4w":
         from torchao.quantization.granularity import PerGroup
 
         # The DeltaNet beta/decay projections stay fp32, as in the ONNX bundle.
-        _quantize_linears(decoder, torch.int4, PerGroup(block_size), lambda fqn: not fqn.endswith("in_proj_ba"))
-    return decoder
+        def finish(module: torch.nn.Module) -> None:
+            _quantize_linears(module, torch.int4, PerGroup(block_size), lambda fqn: not fqn.endswith("in_proj_ba"))
+    return Qwen35Decoder(ck.text, lambda name: ck.tensors.pop(name).detach().float(), max_context,
+                         embedding_block_size=block_size if quant == "8da4w" else None, finish=finish).eval()
 
 
 def build_vision(ck: Checkpoint, quant: str, size: int) -> VisionTower:
     """The vision tower for S x S frame pairs; its linear layers int8 (per channel) when ``quant`` is 8da4w
-    (int4 weights cost the tower ~12% error in the ONNX bundle)."""
-    tower = VisionTower(VisionConfig.from_hf(ck.config), lambda name: ck.vision[name].detach().float(), size).eval()
+    (int4 weights cost the tower ~12% error in the ONNX bundle), quantized block by block as they are built."""
+    finish = None
     if quant == "8da4w":
         from torchao.quantization.granularity import PerAxis
 
-        _quantize_linears(tower, torch.int8, PerAxis(0), lambda fqn: True)
-    return tower
+        def finish(module: torch.nn.Module) -> None:
+            _quantize_linears(module, torch.int8, PerAxis(0), lambda fqn: True)
+    return VisionTower(VisionConfig.from_hf(ck.config), lambda name: ck.vision.pop(name).detach().float(), size,
+                       finish).eval()
 
 
 def _quantize_linears(module: torch.nn.Module, weight_dtype: torch.dtype, granularity, keep) -> None:
@@ -79,40 +88,27 @@ def _quantize_linears(module: torch.nn.Module, weight_dtype: torch.dtype, granul
     quantize_(module, config, lambda m, fqn: isinstance(m, torch.nn.Linear) and keep(fqn))
 
 
-def export_programs(decoder: Qwen35Decoder, chunk_size: int,
-                    tower: VisionTower | None = None) -> dict[str, torch.export.ExportedProgram]:
+def export_programs(decoder: Qwen35Decoder, chunk_size: int, tower: VisionTower | None = None,
+                    phases: Phases | None = None) -> dict[str, torch.export.ExportedProgram]:
     """``forward`` with a dynamic token count, the two state methods, and with a ``tower`` ``forward_rows``
-    and ``vision_encoder``, as exported programs."""
+    and ``vision_encoder``, as exported programs (each a phase on ``phases``)."""
     seq = torch.export.Dim("tokens", min=1, max=chunk_size)
-    example = (torch.zeros(1, 2, dtype=torch.long), torch.tensor([0]))
+    reader, writer = StateIO(decoder, write=False), StateIO(decoder, write=True)
+    calls = {"forward": (decoder, (torch.zeros(1, 2, dtype=torch.long), torch.tensor([0])), ({1: seq}, None))}
+    if tower is not None:
+        rows = (torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 2, decoder.cfg.hidden_size),
+                torch.zeros(3, 2, dtype=torch.long), torch.tensor([0]))
+        calls["forward_rows"] = (ForwardRows(decoder), rows, ({1: seq}, {1: seq}, {1: seq}, None))
+        calls["vision_encoder"] = (tower, (torch.zeros(2, 3, tower.size, tower.size),), None)
     with torch.no_grad():
-        programs = {"forward": torch.export.export(decoder, example, dynamic_shapes=({1: seq}, None), strict=False)}
-        if tower is not None:
-            rows = (torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 2, decoder.cfg.hidden_size),
-                    torch.zeros(3, 2, dtype=torch.long), torch.tensor([0]))
-            programs["forward_rows"] = torch.export.export(ForwardRows(decoder), rows, strict=False,
-                                                           dynamic_shapes=({1: seq}, {1: seq}, {1: seq}, None))
-            pixels = torch.zeros(2, 3, tower.size, tower.size)
-            programs["vision_encoder"] = torch.export.export(tower, (pixels,), strict=False)
-        reader, writer = StateIO(decoder, write=False), StateIO(decoder, write=True)
-        state = reader()
-        programs["get_state"] = torch.export.export(reader, (), strict=False)
-        programs["set_state"] = torch.export.export(writer, tuple(state), strict=False)
+        calls["get_state"] = (reader, (), None)
+        calls["set_state"] = (writer, tuple(reader()), None)
+        programs = {}
+        for name, (module, example, dynamic) in calls.items():
+            if phases is not None:
+                phases.start(f"torch.export: {name}")
+            programs[name] = torch.export.export(module, example, dynamic_shapes=dynamic, strict=False)
     return programs
-
-
-def lower(programs: dict[str, torch.export.ExportedProgram], constants: dict[str, object]) -> bytes:
-    """XNNPACK-lower the methods into one program whose methods share the state buffers."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
-    from executorch.exir.passes import MemoryPlanningPass
-
-    edge = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()], constant_methods=constants,
-                                       compile_config=EdgeCompileConfig(_check_ir_validity=False))
-    program = edge.to_executorch(ExecutorchBackendConfig(
-        memory_planning_pass=MemoryPlanningPass(share_mutable_buffers=True, alloc_graph_input=False),
-        emit_mutable_buffer_names=True))
-    return program.buffer
 
 
 def export_executorch(model: str, out: str | Path, *, quant: str = "8da4w", block_size: int = 32,
@@ -135,41 +131,49 @@ def export_executorch(model: str, out: str | Path, *, quant: str = "8da4w", bloc
     check_block_size(config, block_size, text=quant == "8da4w", vision=False)  # the tower is per channel
 
     with progress() as bar:
-        task = bar.add_task(f"loading {model}", total=None, visible=show_progress)
-        ck = load_checkpoint(model)
-        bar.update(task, total=1, completed=1)
-        steps = bar.add_task(f"quantizing ({quant})", total=3, visible=show_progress)
-        decoder = build_decoder(ck, quant, block_size, runtime["max_context"])
-        tower = build_vision(ck, quant, vision_size) if vision and ck.vision else None
-        ck.tensors.clear()  # the modules hold their own (quantized) weights: free the checkpoint before lowering
-        ck.vision.clear()
-        bar.update(steps, advance=1, description="torch.export")
-        programs = export_programs(decoder, runtime["chunk_size"], tower)
-        bar.update(steps, advance=1, description="lowering to XNNPACK")
-        common = common_manifest(ck, "executorch", target, runtime)
-        pte = lower(programs, {"get_max_context_len": runtime["max_context"],
-                               "get_max_seq_len": runtime["chunk_size"], "get_vocab_size": ck.text.vocab_size,
-                               "get_eos_ids": common["tokenizer"]["eos_ids"], "use_kv_cache": True,
-                               "enable_dynamic_shape": True, "get_bos_id": -1, "get_n_layers": ck.text.num_layers})
-        bar.update(steps, advance=1)
-        with atomic_dir(out, overwrite=overwrite, replaceable=is_replaceable) as tmp:
-            (tmp / "model.pte").write_bytes(pte)
-            write_tokenizer(ck, tmp)
-            graphs = {"decoder": {"file": "model.pte", "methods": [m for m in programs if m != "vision_encoder"],
-                                  "delegate": "xnnpack", "max_tokens_per_call": runtime["chunk_size"],
-                                  "kv_update": "resident", "logits": "last"}}
-            if tower is not None:
-                graphs["vision"] = vision_spec(ck.config, quant, tower, Tokenizer.from_file(tmp / "tokenizer.json"))
-            manifest = write_manifest(tmp, {
-                **common,
-                "graphs": graphs,
-                "required_ops": REQUIRED_OPS + ([EMBEDDING_4BIT_OP] if quant == "8da4w" else []),
-                "quantization": ({"weights": "fp32"} if quant == "fp32" else {
-                    "weights": "8da4w", "block_size": block_size, "symmetric": True,
-                    "activations": "int8, dynamic per token",
-                    "embedding": "int4 table (a second copy: the tied lm_head is quantized by torchao)",
-                    "kept_fp32": ["norms", "conv1d", "in_proj_a/b (DeltaNet gates)"]}),
-            })
+        phases = Phases(bar, visible=show_progress)
+        try:
+            phases.start(f"loading {model}")
+            ck = load_checkpoint(model)
+            phases.start(f"building the decoder ({quant})")
+            decoder = build_decoder(ck, quant, block_size, runtime["max_context"])
+            tower = None
+            if vision and ck.vision:
+                phases.start(f"building the vision tower ({quant})")
+                tower = build_vision(ck, quant, vision_size)
+            ck.tensors.clear()  # the modules hold their own (quantized) weights: free the checkpoint before lowering
+            ck.vision.clear()
+            programs = export_programs(decoder, runtime["chunk_size"], tower, phases)
+            methods = list(programs)
+            common = common_manifest(ck, "executorch", target, runtime)
+            pte = lower(programs, {"get_max_context_len": runtime["max_context"],
+                                   "get_max_seq_len": runtime["chunk_size"], "get_vocab_size": ck.text.vocab_size,
+                                   "get_eos_ids": common["tokenizer"]["eos_ids"], "use_kv_cache": True,
+                                   "enable_dynamic_shape": True, "get_bos_id": -1, "get_n_layers": ck.text.num_layers},
+                        phases)
+            phases.start("writing the bundle")
+            with atomic_dir(out, overwrite=overwrite, replaceable=is_replaceable) as tmp:
+                (tmp / "model.pte").write_bytes(pte)
+                write_tokenizer(ck, tmp)
+                graphs = {"decoder": {"file": "model.pte", "methods": [m for m in methods if m != "vision_encoder"],
+                                      "delegate": "xnnpack", "max_tokens_per_call": runtime["chunk_size"],
+                                      "kv_update": "resident", "logits": "last"}}
+                if tower is not None:
+                    graphs["vision"] = vision_spec(ck.config, quant, tower, Tokenizer.from_file(tmp / "tokenizer.json"))
+                phases.stop()
+                manifest = write_manifest(tmp, {
+                    **common,
+                    "graphs": graphs,
+                    "required_ops": REQUIRED_OPS + ([EMBEDDING_4BIT_OP] if quant == "8da4w" else []),
+                    "quantization": ({"weights": "fp32"} if quant == "fp32" else {
+                        "weights": "8da4w", "block_size": block_size, "symmetric": True,
+                        "activations": "int8, dynamic per token",
+                        "embedding": "int4 table (a second copy: the tied lm_head is quantized by torchao)",
+                        "kept_fp32": ["norms", "conv1d", "in_proj_a/b (DeltaNet gates)"]}),
+                    "export": phases.summary(),
+                })
+        finally:
+            phases.stop()
     return Bundle(out, manifest)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,14 +57,17 @@ def linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> nn.Linear:
 class Int4Embedding(nn.Module):
     """Token rows from a blockwise int4 table (ExecuTorch's ``quantized_decomposed::embedding_4bit``)."""
 
+    ROWS_AT_ONCE = 8192  # the quantizer's float temporaries are a few times its input: bound them
+
     def __init__(self, table: torch.Tensor, block_size: int) -> None:
         super().__init__()
-        q = quantize_int4(table.numpy(), block_size)
-        packed = q.packed.reshape(q.packed.shape[0], -1)
+        rows = [quantize_int4(table[i:i + self.ROWS_AT_ONCE].numpy(), block_size)
+                for i in range(0, table.shape[0], self.ROWS_AT_ONCE)]
+        packed = np.concatenate([q.packed.reshape(q.packed.shape[0], -1) for q in rows])
         # ExecuTorch packs the even element in the high nibble; ours (MatMulNBits') in the low one.
         packed = ((packed & 0x0F) << 4) | (packed >> 4)
-        self.register_buffer("packed", torch.from_numpy(packed.copy()))
-        self.register_buffer("scales", torch.from_numpy(q.scales.copy()))
+        self.register_buffer("packed", torch.from_numpy(packed))
+        self.register_buffer("scales", torch.from_numpy(np.concatenate([q.scales for q in rows])))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return torch.ops.quantized_decomposed.embedding_4bit.dtype(
@@ -206,17 +210,25 @@ class Qwen35Decoder(nn.Module):
     ``forward_rows`` over the very same modules under the same names.
     """
 
-    def __init__(self, cfg: TextConfig, w: WeightSource, max_context: int, embedding_block_size: int | None) -> None:
-        """``embedding_block_size``: int4 embedding table with this block size, or None for fp32."""
+    def __init__(self, cfg: TextConfig, w: WeightSource, max_context: int, embedding_block_size: int | None,
+                 finish: Callable[[nn.Module], None] | None = None) -> None:
+        """``embedding_block_size``: int4 embedding table with this block size, or None for fp32.
+        ``finish`` (e.g. quantization in place) runs on each layer and on the head as soon as it is built, so
+        only one layer's float weights exist at a time."""
         super().__init__()
         self.cfg, self.max_context = cfg, max_context
+        finish = finish or (lambda module: None)
         table = w("embed_tokens.weight")
         self.embed = (nn.Embedding.from_pretrained(table, freeze=True) if embedding_block_size is None
                       else Int4Embedding(table, embedding_block_size))
         self.rotary = Rotary(cfg)
-        self.layers = nn.ModuleList(Layer(cfg, w, i, max_context) for i in range(cfg.num_layers))
+        self.layers = nn.ModuleList()
+        for i in range(cfg.num_layers):
+            self.layers.append(Layer(cfg, w, i, max_context))
+            finish(self.layers[i])
         self.final_norm = Norm(w("norm.weight") + 1.0, cfg.rms_norm_eps)
         self.lm_head = linear(table if cfg.tie_word_embeddings else w("lm_head.weight"))
+        finish(self.lm_head)
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
         """Text: the rotary position of each token is its cache slot."""

@@ -12,6 +12,8 @@ the 2x2 merger. Linear layers are nn.Linear so torchao can quantize them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -61,8 +63,11 @@ class Block(nn.Module):
 class VisionTower(nn.Module):
     """``forward(pixels [2, 3, S, S])`` -> embeds [N, H]; see the module docstring."""
 
-    def __init__(self, cfg: VisionConfig, w: WeightSource, size: int) -> None:
+    def __init__(self, cfg: VisionConfig, w: WeightSource, size: int,
+                 finish: Callable[[nn.Module], None] | None = None) -> None:
+        """``finish`` (e.g. quantization in place) runs on each block and on the merger as soon as it is built."""
         super().__init__()
+        finish = finish or (lambda module: None)
         if size % FACTOR:
             raise ValueError(f"vision size {size} is not a multiple of {FACTOR}")
         self.cfg, self.size = cfg, size
@@ -81,9 +86,14 @@ class VisionTower(nn.Module):
         cos, sin = rotary_tables(side, side, cfg.head_dim, cfg.rope_theta, merge)
         self.register_buffer("cos", torch.from_numpy(np.ascontiguousarray(cos))[None])  # [1, L, head_dim/2]
         self.register_buffer("sin", torch.from_numpy(np.ascontiguousarray(sin))[None])
-        self.blocks = nn.ModuleList(Block(cfg, w, f"blocks.{i}") for i in range(cfg.depth))
+        self.blocks = nn.ModuleList()
+        for i in range(cfg.depth):
+            self.blocks.append(Block(cfg, w, f"blocks.{i}"))
+            finish(self.blocks[i])
         self.merger_norm = layer_norm(w, "merger.norm")
         self.merger_fc1, self.merger_fc2 = affine(w, "merger.linear_fc1"), affine(w, "merger.linear_fc2")
+        finish(self.merger_fc1)
+        finish(self.merger_fc2)
 
     @property
     def tokens(self) -> int:

@@ -1,0 +1,55 @@
+"""What the ExecuTorch exporter records about itself: per-phase time and peak RSS, in the manifest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgekit.bundle import Bundle
+from edgekit.export.phases import Phases
+
+MIB = 2**20
+
+
+def test_a_phase_that_allocates_has_the_larger_peak():
+    phases = Phases()
+    phases.start("small")
+    phases.start("big")
+    block = np.ones(256 * MIB, np.uint8)  # touched, so resident
+    phases.stop()
+    small, big = phases.records
+    assert [small["phase"], big["phase"]] == ["small", "big"]
+    assert big["peak_rss_bytes"] - small["peak_rss_bytes"] > 200 * MIB
+    assert all(r["seconds"] >= 0 and r["cpu_seconds"] >= 0 for r in phases.records)
+    summary = phases.summary()
+    assert summary["phases"] == phases.records and summary["peak_rss_bytes"] >= big["peak_rss_bytes"]
+    del block
+
+
+def _phases(bundle_path) -> list[str]:
+    return [p["phase"] for p in Bundle.open(bundle_path).manifest.data["export"]["phases"]]
+
+
+def test_manifest_records_every_phase_of_a_vision_export(et_fp32_bundle):
+    pytest.importorskip("executorch")
+    export = Bundle.open(et_fp32_bundle).manifest.data["export"]
+    names = _phases(et_fp32_bundle)
+    assert names[0] == "loading tiny-random" and names[-1] == "writing the bundle"
+    methods = ["forward", "forward_rows", "vision_encoder", "get_state", "set_state"]
+    for method in methods:
+        assert f"torch.export: {method}" in names and f"edge dialect: {method}" in names
+    for method in ("forward", "forward_rows", "vision_encoder"):  # the methods with XNNPACK subgraphs
+        assert names.index(f"XNNPACK partition: {method}") < names.index(f"XNNPACK preprocess: {method}")
+    assert "serialize" in names
+    assert sum(p["seconds"] for p in export["phases"]) <= export["seconds"] + 1e-3
+    assert export["peak_rss_bytes"] >= max(p["peak_rss_bytes"] for p in export["phases"]) > 0
+    # forward_rows runs forward's layers: each layer's XNNPACK subgraphs are preprocessed once, not twice
+    # (the parity tests of forward_rows check the result).
+    layers = Bundle.open(et_fp32_bundle).text_config.num_layers
+    assert layers <= export["xnnpack_subgraphs_shared"] < export["xnnpack_subgraphs"]
+
+
+def test_text_only_export_has_no_vision_phases(et_8da4w_bundle):
+    pytest.importorskip("executorch")
+    names = " ".join(_phases(et_8da4w_bundle))
+    assert "forward_rows" not in names and "vision_encoder" not in names and "XNNPACK preprocess: forward" in names
