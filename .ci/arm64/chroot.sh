@@ -43,4 +43,4 @@ for b in "${binds[@]}"; do
   mount --bind "${b%%:*}" "$root/${b#*:}"
 done
 exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-  QEMU_CPU="$cpu" "${envs[@]}" chroot "$root" "$@"
+  QEMU_CPU="$cpu" "${envs[@]}" "$(command -v chroot)" "$root" "$@"
