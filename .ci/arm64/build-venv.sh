@@ -8,8 +8,9 @@ set -euo pipefail
 . "$(dirname "$0")/env.sh"
 root=$1 wheel=$2 kind=$3
 case $kind in
-  pi) extra=video mount=/venv pre=() ;;
-  et) extra=executorch mount=/et pre=("torch==$ARM64_ET_TORCH") ;;
+  pi) extra=video mount=/venv pre=(--only-binary=:all:) ;;
+  # hydra-core (an ExecuTorch dependency) needs antlr4-python3-runtime, published only as an sdist (pure Python)
+  et) extra=executorch mount=/et pre=(--prefer-binary --only-binary=torch,executorch,numpy "torch==$ARM64_ET_TORCH") ;;
   *) echo "build-venv.sh: KIND is pi or et" >&2; exit 2 ;;
 esac
 requires=$(unzip -p "$wheel" '*.dist-info/METADATA' | grep '^Requires-Dist:' \
@@ -29,7 +30,7 @@ if [ ! -e "$venv/.complete" ]; then
   trap 'rm -rf "$tmp"' EXIT
   echo "arm64 root: creating the $kind venv (pip install under emulation)" >&2
   in_root "$tmp" python3 -m venv "$mount"
-  in_root "$tmp" "$mount/bin/pip" install -q --only-binary=:all: "${pre[@]}" "/dist/$name[$extra]" >&2
+  in_root "$tmp" "$mount/bin/pip" install -q "${pre[@]}" "/dist/$name[$extra]" >&2
   touch "$tmp/.complete"
   trap - EXIT
   mv "$tmp" "$venv"

@@ -2,7 +2,7 @@
 # Run one command in the arm64 root as a given Arm CPU, in a private mount namespace (nothing is left mounted):
 #   chroot.sh --root DIR --cpu cortex-a72|cortex-a76 [--bind HOST:INNER]... [--env K=V]... -- CMD...
 # qemu-user 7.2 passes the host's x86 /proc/cpuinfo through, and onnxruntime's CPU detection then crashes
-# on import, so a /proc/cpuinfo describing the emulated CPU (as a Pi 4 or a Pi 5 prints it) is bound over it.
+# on import (with /sys mounted; without /sys it only warns and guesses), so a /proc/cpuinfo describing the emulated CPU (as a Pi 4 or a Pi 5 prints it) is bound over it.
 # QEMU_CPU picks the emulated model: qemu's default `max` has SVE, SME and i8mm, which no Pi has.
 set -euo pipefail
 if [ -z "${ARM64_IN_NS:-}" ]; then
@@ -37,6 +37,7 @@ done >"$cpuinfo"
 mount -t proc proc "$root/proc"
 mount --bind "$cpuinfo" "$root/proc/cpuinfo"
 mount --rbind /dev "$root/dev"
+mount -t sysfs sysfs "$root/sys"  # onnxruntime's cpuinfo reads the CPU lists there (without them it guesses)
 mount -t tmpfs tmpfs "$root/tmp"
 for b in "${binds[@]}"; do
   mkdir -p "$root/${b#*:}"
