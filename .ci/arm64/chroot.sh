@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run one command in the arm64 root as a given Arm CPU, in a private mount namespace (nothing is left mounted):
 #   chroot.sh --root DIR --cpu cortex-a72|cortex-a76 [--bind HOST:INNER]... [--env K=V]... -- CMD...
-# qemu-user 7.2 passes the host's x86 /proc/cpuinfo through, and onnxruntime's CPU detection then crashes
-# on import (with /sys mounted; without /sys it only warns and guesses), so a /proc/cpuinfo describing the emulated CPU (as a Pi 4 or a Pi 5 prints it) is bound over it.
+# qemu-user 7.2 passes the host's x86 /proc/cpuinfo through, and with /sys mounted onnxruntime's CPU
+# detection then crashes on import (qemu: SIGSEGV; without /sys it warns and guesses), so a /proc/cpuinfo
+# describing the emulated CPU (as a Pi 4 or a Pi 5 prints it) is bound over the host's.
 # QEMU_CPU picks the emulated model: qemu's default `max` has SVE, SME and i8mm, which no Pi has.
 set -euo pipefail
 if [ -z "${ARM64_IN_NS:-}" ]; then
