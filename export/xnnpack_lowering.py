@@ -31,6 +31,7 @@ from torch.export import ExportedProgram
 from edgekit.export.phases import Phases
 
 COMPILE_CONFIG = EdgeCompileConfig(_check_ir_validity=False)
+_last_program: list = []
 SYMBOL = re.compile(r"(?<![A-Za-z0-9_])[su]\d+(?![A-Za-z0-9_])")  # a shape symbol: s27, u0
 
 
@@ -137,12 +138,13 @@ def lower(programs: dict[str, ExportedProgram], constants: dict[str, object], ph
             lowered[name] = manager.exported_program(name)
     timer.notes.update(xnnpack_subgraphs=shared.seen, xnnpack_subgraphs_shared=shared.reused)
     timer.start("to_executorch (memory planning, emit)")
-    program = EdgeProgramManager(lowered, constants, COMPILE_CONFIG).to_executorch(ExecutorchBackendConfig(
+    edge = EdgeProgramManager(lowered, constants, COMPILE_CONFIG)
+    program = edge.to_executorch(ExecutorchBackendConfig(
         memory_planning_pass=MemoryPlanningPass(share_mutable_buffers=True, alloc_graph_input=False),
         emit_mutable_buffer_names=True))
-    del lowered
     timer.start("serialize")
     buffer = program.buffer
+    _last_program[:] = [program]  # ExecuTorch's pybindings load from a buffer without owning it: keep it alive
     if phases is None:
         timer.stop()
     return buffer
