@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import re
 from typing import Any
 
 import torch
@@ -30,6 +31,8 @@ from torch.export import ExportedProgram
 from edgekit.export.phases import Phases
 
 COMPILE_CONFIG = EdgeCompileConfig(_check_ir_validity=False)
+_last_program: list = []
+SYMBOL = re.compile(r"(?<![A-Za-z0-9_])[su]\d+(?![A-Za-z0-9_])")  # a shape symbol: s27, u0
 
 
 class _TimedPartitioner(XnnpackPartitioner):
@@ -48,9 +51,14 @@ class _TimedPartitioner(XnnpackPartitioner):
 
 def _fingerprint(program: ExportedProgram, compile_specs: list) -> bytes:
     """A digest of everything XNNPACK's preprocess reads: the graph (ops, arguments by position, value
-    shapes and dtypes, input kinds and names), the contents of its weights and the compile specs."""
+    shapes and dtypes, input kinds and names), the contents of its weights and the compile specs. Shape
+    symbols count by order of appearance, with their value ranges."""
     digest = hashlib.blake2b(digest_size=20)
     index: dict[torch.fx.Node, int] = {}
+    symbols: dict[str, str] = {}  # torch.export names the token count s27 in one method, s18 in the next
+
+    def update(text: str) -> None:
+        digest.update(SYMBOL.sub(lambda m: symbols.setdefault(m[0], f"#{len(symbols)}"), text).encode())
 
     def plain(value: Any) -> Any:
         return torch.fx.node.map_aggregate(value, lambda v: ("node", index[v]) if isinstance(v, torch.fx.Node) else v)
@@ -65,8 +73,8 @@ def _fingerprint(program: ExportedProgram, compile_specs: list) -> bytes:
         index[node] = i
         val = node.meta.get("val")
         described = (tuple(val.shape), val.dtype, val.stride()) if isinstance(val, torch.Tensor) else repr(val)
-        digest.update(repr((node.op, str(node.target), plain(node.args), plain(node.kwargs), described,
-                            node.meta.get("custom"))).encode())
+        update(repr((node.op, str(node.target), plain(node.args), plain(node.kwargs), described,
+                     node.meta.get("custom"))))
         if node.op == "get_attr":
             contents(getattr(program.graph_module, node.target, None))
     for spec in program.graph_signature.input_specs:
@@ -75,6 +83,8 @@ def _fingerprint(program: ExportedProgram, compile_specs: list) -> bytes:
             contents(program.state_dict.get(spec.target, program.constants.get(spec.target)))
     for spec in compile_specs:
         digest.update(spec.key.encode() + bytes(spec.value))
+    ranges = {str(symbol): value for symbol, value in program.range_constraints.items()}
+    update(repr([(canonical, str(ranges.get(name))) for name, canonical in symbols.items()]))
     return digest.digest()
 
 
@@ -128,12 +138,13 @@ def lower(programs: dict[str, ExportedProgram], constants: dict[str, object], ph
             lowered[name] = manager.exported_program(name)
     timer.notes.update(xnnpack_subgraphs=shared.seen, xnnpack_subgraphs_shared=shared.reused)
     timer.start("to_executorch (memory planning, emit)")
-    program = EdgeProgramManager(lowered, constants, COMPILE_CONFIG).to_executorch(ExecutorchBackendConfig(
+    edge = EdgeProgramManager(lowered, constants, COMPILE_CONFIG)
+    program = edge.to_executorch(ExecutorchBackendConfig(
         memory_planning_pass=MemoryPlanningPass(share_mutable_buffers=True, alloc_graph_input=False),
         emit_mutable_buffer_names=True))
-    del lowered
     timer.start("serialize")
     buffer = program.buffer
+    _last_program[:] = [program]  # ExecuTorch's pybindings load from a buffer without owning it: keep it alive
     if phases is None:
         timer.stop()
     return buffer
