@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -88,6 +89,8 @@ def main() -> None:
         measured = run_measured(cmd, log)
         if measured.returncode:
             raise SystemExit(f"summarize failed:\n{log_tail(log)}")
+        subprocess.run([sys.executable, "-m", "edgekit", "timeline", "export", str(Path(tmp) / "out")], check=True,
+                       capture_output=True)  # the store is the record; timeline.json is an export
         timeline = json.loads((Path(tmp) / "out" / "timeline.json").read_text())
         shutil.copy(log, HERE / ".cache" / args.model / "summarize.log")
     run = timeline["runs"][0]
