@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from edgekit.export.graph_builder import GraphBuilder
 from edgekit.export.onnx_export import vision_spec
 from edgekit.export.qwen3_5_vision_onnx import VISION_QUANTS, VisionConfig, VisionWriter
 from edgekit.files import atomic_write_text
+from edgekit.manifest import Fields, VisionSpec
 from edgekit.runtimes.vision import VisionEncoder
 from edgekit.vision_preprocess import preprocess_video
 
@@ -92,8 +94,9 @@ def main() -> None:
             graph = GraphBuilder("vision", folder / "vision.onnx.data")
             VisionWriter(VisionConfig.from_hf(config), weights.__getitem__, graph, quant).build()
             graph.save(folder / "vision.onnx")
-            encoder = VisionEncoder(Bundle(folder, {"graphs": {"vision": vision_spec(config, quant, 32)}}),
-                                    threads=args.threads)
+            # Only the tower: a manifest stand-in holding just its (checked) vision entry.
+            spec = VisionSpec.parse(Fields(vision_spec(config, quant, 32), "graphs.vision"), "onnx")
+            encoder = VisionEncoder(Bundle(folder, SimpleNamespace(vision=spec)), threads=args.threads)
             data_mib = (folder / "vision.onnx.data").stat().st_size / 2**20
             for size in args.sizes:
                 row = {"weights": quant, "data_mib": data_mib, **measure(encoder, size, args.runs)}
