@@ -14,6 +14,7 @@ duplicates by it) and the type's fields.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import EdgekitError
+from edgekit.files import write_error
 
 DB = "timeline.db"
 FRAMES = "frames"
@@ -89,6 +91,13 @@ class Retention:
     max_bytes: int | None = None
 
 
+
+def _store_error(path: Path, err: sqlite3.Error) -> EdgekitError:
+    """SQLite's error as one line: a full disk reads as every other failed write (``files.write_error``)."""
+    if "full" in str(err):
+        return write_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    return EdgekitError(f"{path} is not a usable timeline store ({err})", "move it away to start a new timeline")
+
 class Store:
     """The timeline store in folder ``out`` (created when ``create``). ``outbox_prefix``: when set, every
     record written is also queued in the outbox, in the same transaction, for the MQTT publisher."""
@@ -111,21 +120,25 @@ class Store:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as err:
-            raise EdgekitError(f"{self.path} is not a usable timeline store ({err})",
-                               "move it away to start a new timeline") from None
+            raise _store_error(self.path, err) from None
 
     def close(self) -> None:
         self.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+        """One atomic write; a full disk is the one-line error every other full-disk write gives."""
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                if self.db.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as err:
+            raise _store_error(self.path, err) from None
 
     # -- writing ---------------------------------------------------------------------------------------
     def next_run(self, camera: str) -> int:
