@@ -209,7 +209,7 @@ def test_summarize_a_clip(lane, cpu, int4, media):
     in_root(lane, cpu, "edgekit", "summarize", inner(lane, int4), inner(lane, media / "clip.avi"),
             "-o", inner(lane, out), "--segment", "2s", "--fps", "2")
     segments, summaries = stored(out)
-    assert segments > 0 and summaries and all(text.strip() for text in summaries)
+    assert segments > 0 and len(summaries) == 1  # its words are whatever the random model samples (maybe none)
 
 
 def test_profile(lane, cpu, int4):
