@@ -272,27 +272,26 @@ class Store:
     def search(self, query: str, since: float | None = None, until: float | None = None,
                camera: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Segments whose caption matches ``query`` (words, any of them), best match first."""
+        return [_segment(row) for row in self._match("captions_fts", "segments", query, since, until, camera, limit,
+                                                     then="s.wall")]
+
+    def search_summaries(self, query: str, camera: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self._match("summaries_fts", "summaries", query, None, None, camera, limit)
+        return [{"camera": r["camera"], "run": r["run"], "wall": iso(r["wall"]), "text": r["text"],
+                 "final": bool(r["final"])} for r in rows]
+
+    def _match(self, fts: str, table: str, query: str, since: float | None, until: float | None,
+               camera: str | None, limit: int, then: str | None = None) -> list[sqlite3.Row]:
+        """Rows of ``table`` whose full-text index ``fts`` matches any word of ``query``, best match first."""
         words = fts_words(query)
         if not words:
             return []
         where, args = _filters(since, until, camera, table="s")
-        rows = self.db.execute(
-            "SELECT s.* FROM captions_fts f JOIN segments s ON s.id = f.rowid WHERE captions_fts MATCH ? "
-            f"{''.join(' AND ' + w for w in where)} ORDER BY bm25(captions_fts), s.wall LIMIT ?",
+        order = f"bm25({fts})" + (f", {then}" if then else "")
+        return self.db.execute(
+            f"SELECT s.* FROM {fts} f JOIN {table} s ON s.id = f.rowid WHERE {fts} MATCH ? "
+            f"{''.join(' AND ' + w for w in where)} ORDER BY {order} LIMIT ?",
             [" OR ".join(words), *args, limit]).fetchall()
-        return [_segment(row) for row in rows]
-
-    def search_summaries(self, query: str, camera: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        words = fts_words(query)
-        if not words:
-            return []
-        where, args = _filters(None, None, camera, table="s")
-        rows = self.db.execute(
-            "SELECT s.* FROM summaries_fts f JOIN summaries s ON s.id = f.rowid WHERE summaries_fts MATCH ? "
-            f"{''.join(' AND ' + w for w in where)} ORDER BY bm25(summaries_fts) LIMIT ?",
-            [" OR ".join(words), *args, limit]).fetchall()
-        return [{"camera": r["camera"], "run": r["run"], "wall": iso(r["wall"]), "text": r["text"],
-                 "final": bool(r["final"])} for r in rows]
 
     def document(self, camera: str | None = None) -> dict[str, Any]:
         """Everything, grouped per run (the ``timeline.json`` export)."""
