@@ -109,6 +109,40 @@ def test_the_outbox_holds_every_record_in_order(tmp_path):
     assert [r["id"] for r in store.outbox_head(100)] == [r["id"] for r in rows[1:]]
 
 
+def test_retention_trims_the_outbox_a_missing_broker_left(tmp_path):
+    """A broker away for longer than ``--keep``: the messages of deleted segments are not kept (or sent) either,
+    so the outbox cannot grow the store past its limits."""
+    out, now = tmp_path / "out", time.time()
+    old = write(out, ["old one", "old two"], outbox_prefix="home/edgekit", started=now - 8 * 86400)
+    new = write(out, ["new"], outbox_prefix="home/edgekit", retention=Retention(keep_s=7 * 86400), started=now)
+    sent = [json.loads(r["payload"])["id"] for r in Store(out).outbox_head(100)]
+    assert not {r["id"] for r in old} & set(sent) and new[0]["id"] in sent
+
+    noise = np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)  # thumbnails of ~60 kB
+    write(out, [f"segment {i}" for i in range(20)], outbox_prefix="home/edgekit", started=now + 60, frame=noise)
+    store = Store(out, retention=Retention(max_bytes=Store(out).size_bytes() // 2))
+    deleted = store.apply_retention()
+    oldest = min(s["wall"] for s in store.segments())
+    left = [json.loads(r["payload"]) for r in store.outbox_head(1000)]
+    assert deleted >= 10 and all(r["wall"] >= oldest for r in left if "wall" in r)
+    assert [r["id"] for r in left if r["type"] == "segment"] == [s["id"] for s in store.segments()]
+
+
+def test_a_store_from_before_the_outbox_had_times_opens_and_keeps_its_backlog(tmp_path):
+    import sqlite3
+
+    out = tmp_path / "out"
+    write(out, ["one"], outbox_prefix="home/edgekit")
+    db = sqlite3.connect(out / "timeline.db")
+    db.execute("ALTER TABLE outbox DROP COLUMN wall")
+    db.commit()
+    db.close()
+    store = Store(out, retention=Retention(keep_s=1.0))
+    backlog = store.outbox_head(100)
+    store.apply_retention(now=time.time() + 10 * 86400)
+    assert len(store.outbox_head(100)) == len(backlog) == 4  # no time known: kept until the broker takes them
+
+
 def test_a_folder_that_is_not_a_store_is_one_clear_error(tmp_path):
     with pytest.raises(EdgekitError, match="holds no timeline"):
         Store(tmp_path)

@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS events(
     id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, camera TEXT NOT NULL, run INTEGER NOT NULL,
     t REAL NOT NULL, wall REAL NOT NULL, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_wall ON events(wall);
-CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload TEXT NOT NULL, wall REAL);
 CREATE VIRTUAL TABLE IF NOT EXISTS captions_fts USING fts5(text, tokenize='porter unicode61');
 CREATE VIRTUAL TABLE IF NOT EXISTS summaries_fts USING fts5(text, tokenize='porter unicode61');
 CREATE TRIGGER IF NOT EXISTS segments_in AFTER INSERT ON segments BEGIN
@@ -119,6 +120,8 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(_SCHEMA)
+            if "wall" not in {row["name"] for row in self.db.execute("PRAGMA table_info(outbox)")}:
+                self.db.execute("ALTER TABLE outbox ADD COLUMN wall REAL")  # a store from before retention trimmed it
         except sqlite3.DatabaseError as err:
             raise _store_error(self.path, err) from None
 
@@ -150,9 +153,10 @@ class Store:
         with self.transaction() as db:
             added = self._insert(db, record)
             if added and self.outbox_prefix is not None:
-                db.execute("INSERT INTO outbox(topic, payload) VALUES (?, ?)",
+                wall = unix(record["wall"]) if "wall" in record else time.time()
+                db.execute("INSERT INTO outbox(topic, payload, wall) VALUES (?, ?, ?)",
                            (f"{self.outbox_prefix}/{record['camera']}/{record['type']}",
-                            json.dumps(record, ensure_ascii=False)))
+                            json.dumps(record, ensure_ascii=False), wall))
         if added and record["type"] == "segment":
             self.apply_retention()
         return added
@@ -188,9 +192,10 @@ class Store:
         return cur.rowcount > 0
 
     def apply_retention(self, now: float | None = None) -> int:
-        """Delete segments older than ``keep_s`` (summaries and events too), then the oldest segments while the
-        store and its thumbnails are over ``max_bytes``; their thumbnails go after the commit. Returns the
-        number of segments deleted."""
+        """Delete segments older than ``keep_s`` (summaries, events and unsent outbox messages too), then the
+        oldest segments while the store and its thumbnails are over ``max_bytes``; their thumbnails go after the
+        commit. A broker that stays away cannot grow the store past its limits: what retention deletes is not
+        sent later either. Returns the number of segments deleted."""
         keep, cap = self.retention.keep_s, self.retention.max_bytes
         doomed: list[sqlite3.Row] = []
         if keep is not None:
@@ -200,6 +205,7 @@ class Store:
                 db.execute("DELETE FROM segments WHERE wall < ?", (cutoff,))
                 db.execute("DELETE FROM summaries WHERE wall < ?", (cutoff,))
                 db.execute("DELETE FROM events WHERE wall < ?", (cutoff,))
+                db.execute("DELETE FROM outbox WHERE wall < ?", (cutoff,))
         while cap is not None and (excess := self.size_bytes() - cap) > 0:
             with self.transaction() as db:
                 batch, freed = [], 0  # the oldest segments whose thumbnails cover the excess (at least one)
@@ -213,8 +219,8 @@ class Store:
                 db.executemany("DELETE FROM segments WHERE id = ?", [(row["id"],) for row in batch])
                 oldest = db.execute("SELECT min(wall) FROM segments").fetchone()[0]
                 if oldest is not None:
-                    db.execute("DELETE FROM summaries WHERE wall < ?", (oldest,))
-                    db.execute("DELETE FROM events WHERE wall < ?", (oldest,))
+                    for table in ("summaries", "events", "outbox"):
+                        db.execute(f"DELETE FROM {table} WHERE wall < ?", (oldest,))
             doomed += batch
             self._unlink(batch)
         self._unlink(doomed)
