@@ -183,8 +183,12 @@ def markdown(result: dict, plotted: bool) -> str:
     m = result["machine"]
     lines = [f"# summarize soak ({result['model']}, {result['hours_per_phase']:g} h of input per phase, "
              f"{result['segment_s']:g} s segments)", "",
-             f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores; {result['date']}. Per segment write = JPEG thumbnail + "
-             "one SQLite transaction (WAL, synchronous=FULL) + retention.", "",
+             f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, "
+             + ", ".join(f"{f} {'yes' if on else 'no'}" for f, on in m.get("flags", {}).items())
+             + f"; load average at start {' '.join(f'{x:.1f}' for x in m.get('load_average_start', []))}; "
+             f"{result['date']}; " + ", ".join(f"{k} {v}" for k, v in result["versions"].items() if v) + ".",
+             "", "Per segment write = JPEG thumbnail + one SQLite transaction (WAL, synchronous=FULL) + retention. "
+             "Input is read as fast as the model captions it, so an hour of video takes minutes.", "",
              "| phase | segments | write ms first tenth (median, p10-p90) | last tenth | RSS MiB first / last tenth "
              "| store MiB first / last |", "|---|---|---|---|---|---|"]
     for name, s in result["summary"].items():
