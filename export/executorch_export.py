@@ -80,12 +80,31 @@ def build_vision(ck: Checkpoint, quant: str, size: int) -> VisionTower:
                        finish).eval()
 
 
+ROWS_AT_ONCE = 16384  # torchao's float temporaries are a few times the weight: the tied head's is 1-2 GB
+
+
 def _quantize_linears(module: torch.nn.Module, weight_dtype: torch.dtype, granularity, keep) -> None:
-    """torchao in place: 8-bit dynamic activations, ``weight_dtype`` weights, on the nn.Linear layers ``keep`` takes."""
+    """torchao in place: 8-bit dynamic activations, ``weight_dtype`` weights, on the nn.Linear layers ``keep``
+    takes. A layer of more than ``ROWS_AT_ONCE`` output rows (the vocabulary head) is quantized a block of
+    rows at a time; the groups lie along a row, so the result is the one whole-matrix quantization gives."""
     from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
 
     config = Int8DynamicActivationIntxWeightConfig(weight_dtype=weight_dtype, weight_granularity=granularity)
-    quantize_(module, config, lambda m, fqn: isinstance(m, torch.nn.Linear) and keep(fqn))
+    chosen = [m for fqn, m in module.named_modules() if isinstance(m, torch.nn.Linear) and keep(fqn)]
+    large = {id(m) for m in chosen if m.out_features > ROWS_AT_ONCE}
+    quantize_(module, config, lambda m, fqn: id(m) in {id(c) for c in chosen} and id(m) not in large)
+    for layer in (m for m in chosen if id(m) in large):
+        parts = []
+        for start in range(0, layer.out_features, ROWS_AT_ONCE):
+            rows = layer.weight[start:start + ROWS_AT_ONCE]
+            piece = torch.nn.Linear(rows.shape[1], rows.shape[0], bias=False)
+            piece.weight = torch.nn.Parameter(rows, requires_grad=False)
+            quantize_(piece, config)
+            parts.append(piece.weight)
+        first = parts[0]
+        layer.weight = torch.nn.Parameter(type(first)(
+            *(torch.cat([getattr(p, name) for p in parts]) for name in ("qdata", "scale", "zero_point")),
+            first.target_dtype, first.block_size, first.dtype, first.activation_quantization), requires_grad=False)
 
 
 def export_programs(decoder: Qwen35Decoder, chunk_size: int, tower: VisionTower | None = None,

@@ -53,3 +53,26 @@ def test_text_only_export_has_no_vision_phases(et_8da4w_bundle):
     pytest.importorskip("executorch")
     names = " ".join(_phases(et_8da4w_bundle))
     assert "forward_rows" not in names and "vision_encoder" not in names and "XNNPACK preprocess: forward" in names
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_a_large_head_quantized_by_rows_is_the_whole_matrix_quantization(bits, monkeypatch):
+    """The vocabulary head is quantized ROWS_AT_ONCE rows at a time (its float temporaries were the
+    decoder build's peak): the codes, scales and outputs equal one whole-matrix quantization."""
+    import torch
+    from torchao.quantization.granularity import PerAxis, PerGroup
+
+    from edgekit.export import executorch_export
+
+    torch.manual_seed(0)
+    dtype, granularity = (torch.int4, PerGroup(32)) if bits == 4 else (torch.int8, PerAxis(0))
+    whole, chunked = (torch.nn.Sequential(torch.nn.Linear(128, 200)) for _ in range(2))
+    chunked.load_state_dict(whole.state_dict())
+    executorch_export._quantize_linears(whole, dtype, granularity, lambda fqn: True)
+    monkeypatch.setattr(executorch_export, "ROWS_AT_ONCE", 64)  # 200 rows: four blocks, the last one short
+    executorch_export._quantize_linears(chunked, dtype, granularity, lambda fqn: True)
+    a, b = whole[0].weight, chunked[0].weight
+    assert type(a) is type(b) and a.block_size == b.block_size
+    assert all(torch.equal(getattr(a, name), getattr(b, name)) for name in ("qdata", "scale", "zero_point"))
+    x = torch.randn(3, 128)
+    assert torch.equal(whole(x), chunked(x))
