@@ -98,28 +98,45 @@ def _alive(pid: int) -> bool:
 def remove_stale_temps(dest: Path) -> list[Path]:
     """Remove the temp files/folders of writes to ``dest`` whose process is gone; return what was removed."""
     dest = Path(dest)
-    removed = []
     try:
         entries = list(dest.parent.glob(f".{dest.name}.*"))
     except OSError:
-        return removed
-    for entry in entries:
-        pid, _, tail = entry.name[len(dest.name) + 2:].partition(".")
-        random, _, suffix = tail.partition(".")  # mkstemp's random part has no dot: not another file's temp
-        if suffix not in ("tmp", "partial") or not pid.isdigit() or _alive(int(pid)):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-        removed.append(entry)
-    return removed
+        return []
+    return [entry for entry in entries if _remove_if_stale(entry, entry.name[len(dest.name) + 2:])]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file beside ``path``, fsync, then rename over it."""
+def remove_stale_temps_in(folder: Path) -> list[Path]:
+    """``remove_stale_temps`` for every file in ``folder`` at once: one pass over the folder, for a folder of
+    many files written one by one without it (a scan per write would cost more as the folder grows)."""
+    try:
+        entries = [Path(e.path) for e in os.scandir(folder) if e.name.startswith(".")]
+    except OSError:
+        return []
+    # ".NAME.PID.RANDOM.tmp": NAME may hold dots, mkstemp's RANDOM never does
+    return [entry for entry in entries
+            if entry.name.count(".") >= 4 and _remove_if_stale(entry, ".".join(entry.name.rsplit(".", 3)[1:]))]
+
+
+def _remove_if_stale(entry: Path, tail: str) -> bool:
+    """Remove ``entry`` if ``tail`` (its name after ``.NAME.``) is ``PID.RANDOM.tmp|partial`` of a dead process."""
+    pid, _, tail = tail.partition(".")
+    random, _, suffix = tail.partition(".")  # mkstemp's random part has no dot: not another file's temp
+    if suffix not in ("tmp", "partial") or not pid.isdigit() or _alive(int(pid)):
+        return False
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
+    return True
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, clean_stale: bool = True) -> None:
+    """Write to a temp file beside ``path``, fsync, then rename over it. ``clean_stale``: first remove what a
+    killed writer of ``path`` left (a caller writing many files to one folder does it once for the folder,
+    ``remove_stale_temps_in``)."""
     path = Path(path)
-    remove_stale_temps(path)
+    if clean_stale:
+        remove_stale_temps(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     except OSError as err:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.files import atomic_write_bytes, atomic_write_text, check_writable_folder
+from edgekit.files import atomic_write_bytes, atomic_write_text, check_writable_folder, remove_stale_temps_in
 from edgekit.video.store import DB, FRAMES, Retention, Store, iso, one_line
 
 RECORDS = "timeline.jsonl"  # the format before the store: imported once
@@ -120,6 +120,7 @@ class Timeline:
                 shutil.rmtree(self.out / FRAMES, ignore_errors=True)
             self.store = open_store(self.out, self.camera, self.retention, self.outbox_prefix)
             self.run = self.store.next_run(self.camera)
+            remove_stale_temps_in(self.out / FRAMES)  # once: per thumbnail it would cost more each week
         return self.store
 
     def close(self) -> None:
@@ -152,7 +153,7 @@ class Timeline:
         thumbnails = []
         for k, image in enumerate(keyframes):
             name = f"{FRAMES}/{self.camera}-run{self.run}-seg{index:05d}-{k}.jpg"
-            atomic_write_bytes(store.out / name, encode_jpeg(image))
+            atomic_write_bytes(store.out / name, encode_jpeg(image), clean_stale=False)
             thumbnails.append(name)
         return self._write({"type": "segment", "index": index, "start": round(start, 3), "end": round(end, 3),
                             "wall": self._wall(start), "frames": len(timestamps),
