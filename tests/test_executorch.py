@@ -123,6 +123,22 @@ def test_corrupt_pte_is_refused(et_fp32_bundle, tmp_path):
         edgekit.load(copy)
 
 
+def test_kernels_built_for_another_torch_are_one_line(et_fp32_bundle, monkeypatch):
+    """executorch 1.5.1's aarch64 wheel over torch 2.10.0 (PyPI's last aarch64 CPU torch): its custom-ops library
+    fails to load (the dynamic loader's line, as the aarch64 lane saw it); the user gets the torch it needs."""
+    from edgekit.runtimes import executorch_decoder
+
+    def import_module(name: str):
+        raise OSError(f"/et/lib/python3.11/site-packages/{name.replace('.', '/')}/libcustom_ops_aot_lib.so: "
+                      "undefined symbol: _ZN5torch7Library4_defEON3c1014FunctionSchemaEPNS1_12OperatorNameE")
+
+    monkeypatch.setattr(executorch_decoder.importlib, "import_module", import_module)
+    with pytest.raises(EdgekitError, match=r"not the torch its wheel was built against .*undefined symbol.*"
+                                           r"torch==2\.13\.0 for executorch 1\.5\.1") as err:
+        edgekit.load(et_fp32_bundle)
+    assert "\n" not in str(err.value)
+
+
 def test_profile_runs_on_executorch(et_8da4w_bundle):
     from edgekit.device.profiling import ProfileSettings, run_profile
 
