@@ -37,8 +37,9 @@ def _import_runtime():
         raise EdgekitError(f"this bundle needs the ExecuTorch runtime ({err.name} is not installed)",
                            "pip install 'edgekit[executorch]', or export the model with --format onnx") from None
     except OSError as err:  # a kernel library linked against another libtorch: "undefined symbol: _ZN5torch..."
+        loader = str(err.__cause__ or err).splitlines()[0]  # torch.ops.load_library wraps the dynamic loader's line
         raise EdgekitError(f"ExecuTorch's kernels do not load with torch {torch.__version__}, which is not the torch "
-                           f"its wheel was built against ({str(err).splitlines()[0][-160:]})",
+                           f"its wheel was built against ({loader[-160:]})",
                            "install the torch release of your executorch (torch==2.13.0 for executorch 1.5.1), "
                            "or export the model with --format onnx") from None
     return torch, portable_lib, Runtime
