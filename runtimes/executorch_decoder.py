@@ -14,6 +14,7 @@ installed; the onnxruntime backend does not. On Android the same .pte runs throu
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +37,11 @@ def _import_runtime():
     except ImportError as err:
         raise EdgekitError(f"this bundle needs the ExecuTorch runtime ({err.name} is not installed)",
                            "pip install 'edgekit[executorch]', or export the model with --format onnx") from None
+    except OSError as err:  # a kernel library built against another libtorch, or a torch missing its own libraries
+        loader = str(err.__cause__ or err).splitlines()[0]  # torch.ops.load_library wraps the dynamic loader's line
+        raise EdgekitError(f"ExecuTorch does not load with torch {importlib.metadata.version('torch')} ({loader[-160:]})",
+                           "install the CPU build of the torch your executorch was built against "
+                           "(torch==2.13.0 for executorch 1.5.1), or export the model with --format onnx") from None
     return torch, portable_lib, Runtime
 
 

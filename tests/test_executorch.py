@@ -123,6 +123,26 @@ def test_corrupt_pte_is_refused(et_fp32_bundle, tmp_path):
         edgekit.load(copy)
 
 
+def test_kernels_built_for_another_torch_are_one_line(et_fp32_bundle, monkeypatch):
+    """executorch 1.5.1's aarch64 wheel over torch 2.10.0 (PyPI's last aarch64 CPU torch): its custom-ops library
+    needs a libtorch symbol 2.10.0 lacks, so torch.ops.load_library raises the OSError the aarch64 lane saw; the user
+    gets one line with the loader's reason and the torch to install."""
+    from edgekit.runtimes import executorch_decoder
+
+    def import_module(name: str):  # torch.ops.load_library's OSError, from ctypes' (the loader's line)
+        lib = "/et/lib/python3.11/site-packages/executorch/extension/llm/custom_ops/libcustom_ops_aot_lib.so"
+        try:
+            raise OSError(f"{lib}: undefined symbol: _ZN5torch7Library4_defEON3c1014FunctionSchemaEPNS1_12OperatorNameE")
+        except OSError as loader:
+            raise OSError(f"Could not load this library: {lib}") from loader
+
+    monkeypatch.setattr(executorch_decoder.importlib, "import_module", import_module)
+    with pytest.raises(EdgekitError, match=r"does not load with torch \d.*undefined symbol: _ZN5torch7Library4_def.*"
+                                           r"torch==2\.13\.0 for executorch 1\.5\.1") as err:
+        edgekit.load(et_fp32_bundle)
+    assert "\n" not in str(err.value)
+
+
 def test_profile_runs_on_executorch(et_8da4w_bundle):
     from edgekit.device.profiling import ProfileSettings, run_profile
 
