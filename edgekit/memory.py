@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
 MIB = 2**20
 MADV_PAGEOUT = 21  # Linux >= 5.4: reclaim these pages now (clean file pages are dropped, re-read on next use)
-_release = {"enabled": True, "page_out": True}
+_release = {"enabled": True, "page_out": True, "while_building": True}
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,10 @@ def _malloc_trim():
     return trim
 
 
-def set_heap_release(enabled: bool, page_out: bool = True) -> None:
-    """Turn ``release_freed_heap`` and ``page_out_mapped`` on or off for this process (off: measure what they save)."""
-    _release["enabled"], _release["page_out"] = enabled, page_out
+def set_heap_release(enabled: bool, page_out: bool = True, while_building: bool = True) -> None:
+    """Turn ``release_freed_heap``, ``page_out_mapped`` and ``released_while_building`` on or off for this
+    process (off: measure what each saves)."""
+    _release["enabled"], _release["page_out"], _release["while_building"] = enabled, page_out, while_building
 
 
 def page_out_mapped(folder: Path) -> int:
@@ -109,3 +113,34 @@ def release_freed_heap() -> bool:
         return False
     trim(0)
     return True
+
+
+@contextmanager
+def released_while_building(folder: Path, every_s: float = 0.05) -> Iterator[None]:
+    """While the block builds an onnxruntime session on weights in ``folder``, page out their mapped pages and
+    give freed heap back every ``every_s`` seconds, then once more at the end.
+
+    The build maps every external-data weight, reads it to pre-pack it into its own buffer and only then
+    returns: without this, each weight's file pages stay resident beside its packed copy until the end, which
+    makes the build the process's peak. A page paged out before its weight is packed is read again from the
+    file (the same bytes). onnxruntime builds the session with the GIL released, so a thread can do this.
+    At the end the same is done once whether or not the thread ran (each part has its switch).
+    """
+    done = threading.Event()
+
+    def release() -> None:
+        while not done.wait(every_s):
+            page_out_mapped(folder)
+            release_freed_heap()
+
+    thread = threading.Thread(target=release, name="edgekit-release", daemon=True)
+    if _release["while_building"]:
+        thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if thread.is_alive():
+            thread.join()
+        release_freed_heap()  # the build frees its graph copies and the weights as stored once packed
+        page_out_mapped(folder)  # the mapped weights stay mapped, read once: let them go
