@@ -41,9 +41,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "+no-prepack": ("onnxruntime session.disable_prepacking=1 (MatMulNBits keeps the file's layout)",
                     OFF + ["session.disable_prepacking=1"]),
     "+no-arena": ("onnxruntime CPU arena off", OFF + ["arena=0"]),
-    "previous": ("the levers above together, released only after the session is built (edgekit before "
-                 "the build-time release)", ["build_release=0"]),
-    "after": ("the defaults: the levers kept (the above, and released every 50 ms while the session is built)", []),
+    "previous": ("the levers above together, mapped weights paged out only after the session is built (edgekit "
+                 "before the build-time page-out)", ["build_release=0"]),
+    "after": ("the defaults: the levers kept (the above, and mapped weights paged out every 50 ms while the "
+              "session is built)", []),
+    "after-no-arena": ("the defaults with onnxruntime's CPU arena off", ["arena=0"]),
 }
 
 

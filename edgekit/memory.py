@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,9 +97,11 @@ def page_out_mapped(folder: Path) -> int:
         fields = line.split(maxsplit=5)
         if len(fields) == 6 and fields[5].startswith(prefix):
             start, end = (int(x, 16) for x in fields[0].split("-"))
-            if madvise(start, end - start, MADV_PAGEOUT) != 0:
-                return advised  # EINVAL: a kernel without MADV_PAGEOUT
-            advised += end - start
+            if madvise(start, end - start, MADV_PAGEOUT) == 0:
+                advised += end - start
+            elif ctypes.get_errno() == errno.EINVAL:
+                return advised  # a kernel without MADV_PAGEOUT
+            # else ENOMEM: unmapped since /proc/self/maps was read (a session being built unmaps as it packs)
     return advised
 
 
@@ -117,21 +120,22 @@ def release_freed_heap() -> bool:
 
 @contextmanager
 def released_while_building(folder: Path, every_s: float = 0.05) -> Iterator[None]:
-    """While the block builds an onnxruntime session on weights in ``folder``, page out their mapped pages and
-    give freed heap back every ``every_s`` seconds, then once more at the end.
+    """While the block builds an onnxruntime session on weights in ``folder``, page out their mapped pages
+    every ``every_s`` seconds; at the end, page them out and give freed heap back.
 
-    The build maps every external-data weight, reads it to pre-pack it into its own buffer and only then
-    returns: without this, each weight's file pages stay resident beside its packed copy until the end, which
-    makes the build the process's peak. A page paged out before its weight is packed is read again from the
+    The build maps every external-data weight and reads it to pre-pack it into its own buffer. It unmaps
+    most weights once packed, but keeps the ones an op reads as stored (the embedding table, which the tied
+    lm_head also packs, last): without this their pages stay resident beside the packed copies until the end,
+    which made the build the process's peak. A page paged out before it is packed is read again from the
     file (the same bytes). onnxruntime builds the session with the GIL released, so a thread can do this.
-    At the end the same is done once whether or not the thread ran (each part has its switch).
+    Giving freed heap back during the build as well saved ~4 MiB of the 0.8B's peak, so it is done only at
+    the end. The end's release happens whether or not the thread ran (each part has its switch).
     """
     done = threading.Event()
 
     def release() -> None:
         while not done.wait(every_s):
             page_out_mapped(folder)
-            release_freed_heap()
 
     thread = threading.Thread(target=release, name="edgekit-release", daemon=True)
     if _release["while_building"]:
