@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import mmap
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -118,24 +119,42 @@ def release_freed_heap() -> bool:
     return True
 
 
+def _file_resident() -> int | None:
+    """File-backed (and shared) resident bytes, from ``/proc/self/statm``: kernel counters, no walk of the
+    mappings (reading ``maps`` or advising them takes the lock a session build needs to map and unmap)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[2]) * mmap.PAGESIZE
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 @contextmanager
-def released_while_building(folder: Path, every_s: float = 0.05) -> Iterator[None]:
+def released_while_building(folder: Path, every_s: float = 0.02, step: int = 32 * MIB) -> Iterator[None]:
     """While the block builds an onnxruntime session on weights in ``folder``, page out their mapped pages
-    every ``every_s`` seconds; at the end, page them out and give freed heap back.
+    each time the file-backed RSS has grown by ``step`` (checked every ``every_s`` s); at the end, page them
+    out and give freed heap back.
 
     The build maps every external-data weight and reads it to pre-pack it into its own buffer. It unmaps
-    most weights once packed, but keeps the ones an op reads as stored (the embedding table, which the tied
-    lm_head also packs, last): without this their pages stay resident beside the packed copies until the end,
-    which made the build the process's peak. A page paged out before it is packed is read again from the
-    file (the same bytes). onnxruntime builds the session with the GIL released, so a thread can do this.
-    Giving freed heap back during the build as well saved ~4 MiB of the 0.8B's peak, so it is done only at
-    the end. The end's release happens whether or not the thread ran (each part has its switch).
+    part of them once packed but keeps the rest mapped, among them the embedding table that the gather
+    reads as stored and the tied lm_head packs last: without this those pages stay resident beside the
+    packed copies until the end, which made the build the process's peak. A page paged out before it is
+    packed is read again from the file (the same bytes), so passes are paced by growth, not by the clock.
+    onnxruntime builds the session with the GIL released, so a thread can do this. The end's release
+    happens whether or not the thread ran (each part has its switch).
     """
     done = threading.Event()
 
     def release() -> None:
-        while not done.wait(every_s):
-            page_out_mapped(folder)
+        base = _file_resident()
+        while base is not None and not done.wait(every_s):
+            now = _file_resident()
+            if now is None:
+                return
+            if now - base >= step:
+                page_out_mapped(folder)
+                base = _file_resident() or now  # what is resident beside the weights (libraries) is the new base
+            else:
+                base = min(base, now)  # the build unmapped some: count growth from there
 
     thread = threading.Thread(target=release, name="edgekit-release", daemon=True)
     if _release["while_building"]:

@@ -154,7 +154,7 @@ def test_paged_out_mapping_reads_back_the_same_bytes(tmp_path):
 def test_mapped_pages_released_while_the_block_runs(tmp_path):
     data = np.random.default_rng(2).integers(0, 255, 64 * mmap.PAGESIZE, dtype=np.uint8)
     data.tofile(tmp_path / "weights.bin")
-    with released_while_building(tmp_path, every_s=0.01):
+    with released_while_building(tmp_path, every_s=0.01, step=0):  # a pass at every tick
         mapped = np.memmap(tmp_path / "weights.bin", dtype=np.uint8, mode="r")
         assert np.array_equal(mapped, data)  # every page read: resident
         for _ in range(500):  # the release thread pages them out while the block still runs
