@@ -43,8 +43,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "+no-arena": ("onnxruntime CPU arena off", OFF + ["arena=0"]),
     "previous": ("the levers above together, mapped weights paged out only after the session is built (edgekit "
                  "before the build-time page-out)", ["build_release=0"]),
-    "after": ("the defaults: the levers kept (the above, and mapped weights paged out every 50 ms while the "
-              "session is built)", []),
+    "after": ("the defaults: the levers kept (the above, and mapped weights paged out while the session is "
+              "built, at each 32 MiB of file-backed growth)", []),
     "after-no-arena": ("the defaults with onnxruntime's CPU arena off", ["arena=0"]),
 }
 

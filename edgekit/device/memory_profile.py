@@ -30,7 +30,7 @@ class Levers:
 
     release_heap: bool = True      # give freed heap back to the OS after the tokenizer and each session
     page_out: bool = True          # drop the mapped weight pages onnxruntime read once to pre-pack them
-    build_release: bool = True     # ... every 50 ms while the session is built, not only after it
+    build_release: bool = True     # ... also while the session is built (each 32 MiB of file-backed growth)
     tokenizer_first: bool = True   # load the tokenizer before the weights (its load peaks on temporaries)
     reserved_kv: bool = True       # KV pages resident only as rows are written (off: the whole budget at once)
     arena: bool = True             # onnxruntime's CPU memory arena
