@@ -28,20 +28,24 @@ from edgekit.files import atomic_write_text
 from machine import machine_info, versions  # beside this script
 
 HERE = Path(__file__).resolve().parent
-OFF = ["release_heap=0", "page_out=0", "tokenizer_first=0", "reserved_kv=0"]
+OFF = ["release_heap=0", "page_out=0", "build_release=0", "tokenizer_first=0", "reserved_kv=0"]
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "before": ("every lever off (edgekit before this change)", OFF),
     "+heap": ("freed heap given back after the tokenizer and each session",
-              ["page_out=0", "tokenizer_first=0", "reserved_kv=0"]),
-    "+heap+order": ("... and the tokenizer loaded before the weights", ["page_out=0", "reserved_kv=0"]),
+              ["page_out=0", "build_release=0", "tokenizer_first=0", "reserved_kv=0"]),
+    "+heap+order": ("... and the tokenizer loaded before the weights", ["page_out=0", "build_release=0", "reserved_kv=0"]),
     "+page-out": ("mapped weight pages onnxruntime read once to pre-pack them dropped after loading",
-                  ["release_heap=0", "tokenizer_first=0", "reserved_kv=0"]),
+                  ["release_heap=0", "build_release=0", "tokenizer_first=0", "reserved_kv=0"]),
     "+reserved-kv": ("KV pages resident only as rows are written",
-                     ["release_heap=0", "page_out=0", "tokenizer_first=0"]),
+                     ["release_heap=0", "page_out=0", "build_release=0", "tokenizer_first=0"]),
     "+no-prepack": ("onnxruntime session.disable_prepacking=1 (MatMulNBits keeps the file's layout)",
                     OFF + ["session.disable_prepacking=1"]),
     "+no-arena": ("onnxruntime CPU arena off", OFF + ["arena=0"]),
-    "after": ("the defaults: the levers kept", []),
+    "previous": ("the levers above together, mapped weights paged out only after the session is built (edgekit "
+                 "before the build-time page-out)", ["build_release=0"]),
+    "after": ("the defaults: the levers kept (the above, and mapped weights paged out while the session is "
+              "built, at each 32 MiB of file-backed growth)", []),
+    "after-no-arena": ("the defaults with onnxruntime's CPU arena off", ["arena=0"]),
 }
 
 
@@ -99,7 +103,7 @@ def to_markdown(result: dict[str, Any]) -> str:
                      f"{cell(s['load_s'], 2)} | {cell(s['prefill_tok_s'])} | {cell(s['decode_tok_s'], 1)} | "
                      f"{cell(s['peak_mib'])} |")
     lines += ["", "Variants: " + "; ".join(f"`{n}`: {VARIANTS[n][0]}" for n in result["variants"]), ""]
-    for name in ("before", "after"):
+    for name in ("before", "previous", "after"):
         s = result["variants"].get(name)
         if not s or "error" in s:
             continue

@@ -92,6 +92,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "edgekit", "timeline", "export", str(Path(tmp) / "out")], check=True,
                        capture_output=True)  # the store is the record; timeline.json is an export
         timeline = json.loads((Path(tmp) / "out" / "timeline.json").read_text())
+        (HERE / ".cache" / args.model).mkdir(parents=True, exist_ok=True)  # not there when --bundle is given
         shutil.copy(log, HERE / ".cache" / args.model / "summarize.log")
     run = timeline["runs"][0]
     result = {

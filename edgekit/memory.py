@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
+import mmap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
 MIB = 2**20
 MADV_PAGEOUT = 21  # Linux >= 5.4: reclaim these pages now (clean file pages are dropped, re-read on next use)
-_release = {"enabled": True, "page_out": True}
+_release = {"enabled": True, "page_out": True, "while_building": True}
 
 
 @dataclass(frozen=True)
@@ -65,9 +70,10 @@ def _malloc_trim():
     return trim
 
 
-def set_heap_release(enabled: bool, page_out: bool = True) -> None:
-    """Turn ``release_freed_heap`` and ``page_out_mapped`` on or off for this process (off: measure what they save)."""
-    _release["enabled"], _release["page_out"] = enabled, page_out
+def set_heap_release(enabled: bool, page_out: bool = True, while_building: bool = True) -> None:
+    """Turn ``release_freed_heap``, ``page_out_mapped`` and ``released_while_building`` on or off for this
+    process (off: measure what each saves)."""
+    _release["enabled"], _release["page_out"], _release["while_building"] = enabled, page_out, while_building
 
 
 def page_out_mapped(folder: Path) -> int:
@@ -92,9 +98,11 @@ def page_out_mapped(folder: Path) -> int:
         fields = line.split(maxsplit=5)
         if len(fields) == 6 and fields[5].startswith(prefix):
             start, end = (int(x, 16) for x in fields[0].split("-"))
-            if madvise(start, end - start, MADV_PAGEOUT) != 0:
-                return advised  # EINVAL: a kernel without MADV_PAGEOUT
-            advised += end - start
+            if madvise(start, end - start, MADV_PAGEOUT) == 0:
+                advised += end - start
+            elif ctypes.get_errno() == errno.EINVAL:
+                return advised  # a kernel without MADV_PAGEOUT
+            # else ENOMEM: unmapped since /proc/self/maps was read (a session being built unmaps as it packs)
     return advised
 
 
@@ -109,3 +117,53 @@ def release_freed_heap() -> bool:
         return False
     trim(0)
     return True
+
+
+def _file_resident() -> int | None:
+    """File-backed (and shared) resident bytes, from ``/proc/self/statm``: kernel counters, no walk of the
+    mappings (reading ``maps`` or advising them takes the lock a session build needs to map and unmap)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[2]) * mmap.PAGESIZE
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@contextmanager
+def released_while_building(folder: Path, every_s: float = 0.02, step: int = 32 * MIB) -> Iterator[None]:
+    """While the block builds an onnxruntime session on weights in ``folder``, page out their mapped pages
+    each time the file-backed RSS has grown by ``step`` (checked every ``every_s`` s); at the end, page them
+    out and give freed heap back.
+
+    The build maps every external-data weight and reads it to pre-pack it into its own buffer. It unmaps
+    part of them once packed but keeps the rest mapped, among them the embedding table that the gather
+    reads as stored and the tied lm_head packs last: without this those pages stay resident beside the
+    packed copies until the end, which made the build the process's peak. A page paged out before it is
+    packed is read again from the file (the same bytes), so passes are paced by growth, not by the clock.
+    onnxruntime builds the session with the GIL released, so a thread can do this. The end's release
+    happens whether or not the thread ran (each part has its switch).
+    """
+    done = threading.Event()
+
+    def release() -> None:
+        base = _file_resident()
+        while base is not None and not done.wait(every_s):
+            now = _file_resident()
+            if now is None:
+                return
+            if now - base >= step:
+                page_out_mapped(folder)
+                base = _file_resident() or now  # what is resident beside the weights (libraries) is the new base
+            else:
+                base = min(base, now)  # the build unmapped some: count growth from there
+
+    thread = threading.Thread(target=release, name="edgekit-release", daemon=True)
+    if _release["while_building"]:
+        thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if thread.is_alive():
+            thread.join()
+        release_freed_heap()  # the build frees its graph copies and the weights as stored once packed
+        page_out_mapped(folder)  # the mapped weights stay mapped, read once: let them go

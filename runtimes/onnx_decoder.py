@@ -13,7 +13,7 @@ ort.set_default_logger_severity(3)  # the process-wide logger: no warnings (e.g.
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
-from edgekit.memory import page_out_mapped, release_freed_heap
+from edgekit.memory import released_while_building
 from edgekit.runtimes.state import HybridState, aligned_empty
 
 
@@ -49,13 +49,12 @@ class OnnxDecoder:
             opts.add_session_config_entry(key, value)
         graph = bundle.file(bundle.manifest.decoder.file)
         try:
-            self.session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
+            with released_while_building(bundle.path):
+                self.session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types with multi-line messages
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EdgekitError(f"onnxruntime could not load {graph} ({first[:200]})",
                                "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
-        release_freed_heap()  # building the session frees its graph copies and the weights it pre-packed
-        page_out_mapped(bundle.path)  # the mapped weights it has packed stay mapped, read once: let them go
         self._check_io()
         self.kv_in_place = bundle.manifest.decoder.kv_update == "in_place"
         self._no_embeds = np.zeros((1, 1, self.cfg.hidden_size), np.float32)

@@ -16,7 +16,7 @@ import onnxruntime as ort
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
-from edgekit.memory import page_out_mapped, release_freed_heap
+from edgekit.memory import released_while_building
 from edgekit.multimodal import VisionEmbeds
 from edgekit.vision_preprocess import VisionInput, position_taps, preprocess_image, preprocess_video, rotary_tables
 
@@ -51,13 +51,12 @@ class VisionEncoder:
         opts.log_severity_level = 4  # fatal only: a load error is raised as one line below, not also logged
         path = bundle.file(spec.file)
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            with released_while_building(bundle.path):
+                self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime's own exception types, multi-line messages
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EdgekitError(f"onnxruntime could not load {path} ({first[:200]})",
                                "run `edgekit verify` on the bundle and re-export it if it is corrupt") from None
-        release_freed_heap()
-        page_out_mapped(bundle.path)
         found = [i.name for i in self.session.get_inputs()]
         if found != list(spec.inputs):
             raise EdgekitError("the vision graph's inputs do not match the bundle's manifest",

@@ -7,13 +7,14 @@ import ctypes
 import json
 import mmap
 import sys
+import time
 
 import numpy as np
 import pytest
 
 import edgekit
 from edgekit.device.memory_profile import Levers, stages_in_child
-from edgekit.memory import page_out_mapped, release_freed_heap, resident
+from edgekit.memory import page_out_mapped, release_freed_heap, released_while_building, resident, set_heap_release
 from edgekit.runtimes.state import HybridState, reserved_zeros
 from edgekit.tokenizer import Tokenizer, render_chat
 
@@ -149,12 +150,27 @@ def test_paged_out_mapping_reads_back_the_same_bytes(tmp_path):
     assert np.array_equal(mapped, data)  # read back from the file
 
 
-def test_logits_identical_with_mapped_weights_paged_out(int4_bundle):
-    from edgekit.memory import set_heap_release
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_PAGEOUT is Linux's")
+def test_mapped_pages_released_while_the_block_runs(tmp_path):
+    data = np.random.default_rng(2).integers(0, 255, 64 * mmap.PAGESIZE, dtype=np.uint8)
+    data.tofile(tmp_path / "weights.bin")
+    with released_while_building(tmp_path, every_s=0.01, step=0):  # a pass at every tick
+        mapped = np.memmap(tmp_path / "weights.bin", dtype=np.uint8, mode="r")
+        assert np.array_equal(mapped, data)  # every page read: resident
+        for _ in range(500):  # the release thread pages them out while the block still runs
+            if _mapped_rss(mapped) == 0:
+                break
+            time.sleep(0.01)
+        else:
+            pytest.skip("this kernel has no MADV_PAGEOUT (Linux < 5.4)")
+        assert np.array_equal(mapped, data)  # read back from the file
+    assert _mapped_rss(mapped) == 0  # and once more at the end
 
+
+def test_logits_identical_with_mapped_weights_paged_out(int4_bundle):
     prompt = np.random.default_rng(4).integers(0, 1000, 40).tolist()
     try:
-        set_heap_release(True, page_out=False)
+        set_heap_release(True, page_out=False, while_building=False)
         kept = edgekit.load(int4_bundle, max_context=128)
         expected = _run(kept, kept.new_state(), prompt, 10)
     finally:

@@ -30,6 +30,7 @@ class Levers:
 
     release_heap: bool = True      # give freed heap back to the OS after the tokenizer and each session
     page_out: bool = True          # drop the mapped weight pages onnxruntime read once to pre-pack them
+    build_release: bool = True     # ... also while the session is built (each 32 MiB of file-backed growth)
     tokenizer_first: bool = True   # load the tokenizer before the weights (its load peaks on temporaries)
     reserved_kv: bool = True       # KV pages resident only as rows are written (off: the whole budget at once)
     arena: bool = True             # onnxruntime's CPU memory arena
@@ -41,7 +42,7 @@ class Levers:
         flags, config = {}, {}
         for pair in pairs:
             key, _, value = pair.partition("=")
-            if key in ("release_heap", "page_out", "tokenizer_first", "reserved_kv", "arena"):
+            if key in ("release_heap", "page_out", "build_release", "tokenizer_first", "reserved_kv", "arena"):
                 flags[key] = value not in ("0", "false", "off")
             else:
                 config[key] = value
@@ -69,7 +70,7 @@ def measure_stages(bundle_dir: str | Path, threads: int | None = 2, max_context:
     """
     stages = _Stages()
     stages.mark("python")
-    set_heap_release(levers.release_heap, levers.page_out)
+    set_heap_release(levers.release_heap, levers.page_out, levers.build_release)
     import numpy as np
 
     from edgekit.bundle import Bundle
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tg", type=int, default=64)
     parser.add_argument("--max-context", type=int, default=None)
     parser.add_argument("--no-vision", action="store_true")
-    parser.add_argument("--lever", action="append", default=[], help="K=V: release_heap=0, page_out=0, reserved_kv=0, "
+    parser.add_argument("--lever", action="append", default=[], help="K=V: release_heap=0, page_out=0, build_release=0, "
+                        "reserved_kv=0, "
                         "tokenizer_first=0, arena=0 or an onnxruntime session config entry")
     args = parser.parse_args(argv)
     result = measure_stages(args.bundle, args.threads, args.max_context, args.pp, args.tg, not args.no_vision,
