@@ -91,9 +91,9 @@ def _quantize_linears(module: torch.nn.Module, weight_dtype: torch.dtype, granul
 
     config = Int8DynamicActivationIntxWeightConfig(weight_dtype=weight_dtype, weight_granularity=granularity)
     chosen = [m for fqn, m in module.named_modules() if isinstance(m, torch.nn.Linear) and keep(fqn)]
-    large = {id(m) for m in chosen if m.out_features > ROWS_AT_ONCE}
-    quantize_(module, config, lambda m, fqn: id(m) in {id(c) for c in chosen} and id(m) not in large)
-    for layer in (m for m in chosen if id(m) in large):
+    whole = {id(m) for m in chosen if m.out_features <= ROWS_AT_ONCE}
+    quantize_(module, config, lambda m, fqn: id(m) in whole)
+    for layer in (m for m in chosen if id(m) not in whole):
         parts = []
         for start in range(0, layer.out_features, ROWS_AT_ONCE):
             rows = layer.weight[start:start + ROWS_AT_ONCE]

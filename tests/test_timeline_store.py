@@ -134,6 +134,7 @@ def test_a_store_from_before_the_outbox_had_times_opens_and_keeps_its_backlog(tm
     out = tmp_path / "out"
     write(out, ["one"], outbox_prefix="home/edgekit")
     db = sqlite3.connect(out / "timeline.db")
+    db.execute("DROP INDEX outbox_wall")  # the store as it was before: neither the column nor its index
     db.execute("ALTER TABLE outbox DROP COLUMN wall")
     db.commit()
     db.close()

@@ -32,6 +32,7 @@ from edgekit.files import write_error
 
 DB = "timeline.db"
 FRAMES = "frames"
+DATED_WITH_SEGMENTS = ("summaries", "events", "outbox")  # what retention deletes by wall time with the segments
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -92,12 +93,17 @@ class Retention:
     max_bytes: int | None = None
 
 
-
 def _store_error(path: Path, err: sqlite3.Error) -> EdgekitError:
     """SQLite's error as one line: a full disk reads as every other failed write (``files.write_error``)."""
     if "full" in str(err):
         return write_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
     return EdgekitError(f"{path} is not a usable timeline store ({err})", "move it away to start a new timeline")
+
+
+def _delete_before(db: sqlite3.Connection, wall: float, tables: Sequence[str]) -> None:
+    for table in tables:  # every one has an index on wall
+        db.execute(f"DELETE FROM {table} WHERE wall < ?", (wall,))
+
 
 class Store:
     """The timeline store in folder ``out`` (created when ``create``). ``outbox_prefix``: when set, every
@@ -122,6 +128,7 @@ class Store:
             self.db.executescript(_SCHEMA)
             if "wall" not in {row["name"] for row in self.db.execute("PRAGMA table_info(outbox)")}:
                 self.db.execute("ALTER TABLE outbox ADD COLUMN wall REAL")  # a store from before retention trimmed it
+            self.db.execute("CREATE INDEX IF NOT EXISTS outbox_wall ON outbox(wall)")  # retention runs per segment
         except sqlite3.DatabaseError as err:
             raise _store_error(self.path, err) from None
 
@@ -202,10 +209,7 @@ class Store:
             cutoff = (time.time() if now is None else now) - keep
             with self.transaction() as db:
                 doomed += db.execute("SELECT id, thumbnails FROM segments WHERE wall < ?", (cutoff,)).fetchall()
-                db.execute("DELETE FROM segments WHERE wall < ?", (cutoff,))
-                db.execute("DELETE FROM summaries WHERE wall < ?", (cutoff,))
-                db.execute("DELETE FROM events WHERE wall < ?", (cutoff,))
-                db.execute("DELETE FROM outbox WHERE wall < ?", (cutoff,))
+                _delete_before(db, cutoff, ("segments", *DATED_WITH_SEGMENTS))
         while cap is not None and (excess := self.size_bytes() - cap) > 0:
             with self.transaction() as db:
                 batch, freed = [], 0  # the oldest segments whose thumbnails cover the excess (at least one)
@@ -219,8 +223,7 @@ class Store:
                 db.executemany("DELETE FROM segments WHERE id = ?", [(row["id"],) for row in batch])
                 oldest = db.execute("SELECT min(wall) FROM segments").fetchone()[0]
                 if oldest is not None:
-                    for table in ("summaries", "events", "outbox"):
-                        db.execute(f"DELETE FROM {table} WHERE wall < ?", (oldest,))
+                    _delete_before(db, oldest, DATED_WITH_SEGMENTS)
             doomed += batch
             self._unlink(batch)
         self._unlink(doomed)
