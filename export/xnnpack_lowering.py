@@ -11,6 +11,12 @@ whose equal weights XNNPACK stores once (its data is keyed by content).
 then serialization) is a function of the subgraph alone, so ``SharedPreprocess`` runs it once per
 distinct subgraph and hands an equal one the same result (the one difference: the blob keeps the first
 method's debug handles, which only map profiling events back to graph nodes).
+
+Most of XNNPACK's 17 preprocess passes edit the graph directly and then re-trace all of it under fake tensors
+(``ExportPass.call``) to refresh the metadata, whether or not they changed anything; for this decoder 12 of
+them never do. ``LazyRetrace`` skips that re-trace when a pass left the graph's structure as it found it.
+A pass that works through the re-trace itself (one that overrides ``call_operator`` and the like, such as
+constant propagation) always runs it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPar
 from executorch.backends.xnnpack.xnnpack_preprocess import XnnpackBackend
 from executorch.exir import (EdgeCompileConfig, EdgeProgramManager, ExecutorchBackendConfig,
                              to_edge_transform_and_lower)
+from executorch.exir.pass_base import ExportPass, PassResult, _ExportPassBase
 from executorch.exir.passes import MemoryPlanningPass
 from torch.export import ExportedProgram
 
@@ -36,17 +43,46 @@ SYMBOL = re.compile(r"(?<![A-Za-z0-9_])[su]\d+(?![A-Za-z0-9_])")  # a shape symb
 
 
 class _TimedPartitioner(XnnpackPartitioner):
-    """XNNPACK's partitioner, marking on ``phases`` where edge conversion ends, partitioning and preprocess begin."""
+    """XNNPACK's partitioner, marking on ``phases`` where edge conversion ends, partitioning and preprocess begin.
 
-    def __init__(self, phases: Phases, method: str) -> None:
+    With ``checked=False`` it keeps its ops (``aten.linear``, torchao's quantize ops, ...) from decomposition
+    without asking, node by node, whether XNNPACK takes each one. ExecuTorch then converts to the edge dialect
+    with two full re-traces of the graph instead of four; ExecuTorch refuses a kept op that XNNPACK then did not
+    take, and ``lower`` converts that method again with the checks.
+    """
+
+    def __init__(self, phases: Phases, method: str, checked: bool = True) -> None:
         super().__init__()
-        self._phases, self._method = phases, method
+        self._phases, self._method, self._checked = phases, method, checked
+
+    def ops_to_not_decompose(self, exported_program: ExportedProgram):
+        ops, check = super().ops_to_not_decompose(exported_program)
+        return ops, check if self._checked else None
 
     def partition(self, exported_program: ExportedProgram):
         self._phases.start(f"XNNPACK partition: {self._method}")
         result = super().partition(exported_program)
         self._phases.start(f"XNNPACK preprocess: {self._method}")
         return result
+
+
+NOT_DELEGATED = "was not decomposed or delegated"  # ExecuTorch's error for a kept op left outside the delegate
+
+
+def _lower_method(name: str, program: ExportedProgram, timer: Phases) -> ExportedProgram:
+    """One method in the edge dialect, XNNPACK-lowered: the unchecked conversion, or the checked one where
+    that left an op outside XNNPACK (which ExecuTorch refuses)."""
+    def convert(checked: bool) -> ExportedProgram:
+        timer.start(f"edge dialect: {name}" + (" (checked)" if checked else ""))
+        return to_edge_transform_and_lower({name: program}, compile_config=COMPILE_CONFIG,
+                                           partitioner=[_TimedPartitioner(timer, name, checked)]).exported_program(name)
+
+    try:
+        return convert(checked=False)
+    except RuntimeError as err:
+        if NOT_DELEGATED not in str(err):
+            raise
+        return convert(checked=True)
 
 
 def _fingerprint(program: ExportedProgram, compile_specs: list) -> bytes:
@@ -125,23 +161,78 @@ class SharedPreprocess:
             setattr(XnnpackBackend, name, attribute)
 
 
+# What a pass may override to act inside the re-trace; one that overrides none of them only edits the graph.
+_RETRACE_HOOKS = frozenset(name for cls in (_ExportPassBase, ExportPass) for name, value in vars(cls).items()
+                           if callable(value) and not name.startswith("__") and name not in ("call", "inputs"))
+
+
+def _structure(graph_module: torch.fx.GraphModule) -> list[tuple]:
+    """The graph's nodes as names, ops, targets and arguments: what a pass changes when it changes the graph."""
+    return [(node.name, node.op, str(node.target), repr(node.args), repr(node.kwargs))
+            for node in graph_module.graph.nodes]
+
+
+def _edits_only(export_pass: object) -> bool:
+    return isinstance(export_pass, ExportPass) and all(
+        getattr(type(export_pass), name) is getattr(ExportPass, name) for name in _RETRACE_HOOKS)
+
+
+class LazyRetrace:
+    """While active, XNNPACK's preprocess passes skip their closing re-trace when they changed nothing
+    (see the module docstring)."""
+
+    def __enter__(self) -> LazyRetrace:
+        import executorch.backends.xnnpack._passes as xnnpack_passes
+
+        self._module, self._transform, self._call = xnnpack_passes, xnnpack_passes._transform, _ExportPassBase.call
+        transform, retrace = self._transform, self._call
+        self.skipped = 0
+        before: dict[int, list[tuple]] = {}  # id of a pass that only edits the graph -> the structure it was given
+
+        def transform_noting(program: ExportedProgram, export_pass: object) -> ExportedProgram:
+            if _edits_only(export_pass):
+                before[id(export_pass)] = _structure(program.graph_module)
+            try:
+                return transform(program, export_pass)
+            finally:
+                before.pop(id(export_pass), None)
+
+        def call(export_pass: _ExportPassBase, graph_module: torch.fx.GraphModule) -> PassResult:
+            given = before.get(id(export_pass))
+            if given is not None and given == _structure(graph_module):
+                self.skipped += 1
+                return PassResult(graph_module, False)
+            return retrace(export_pass, graph_module)
+
+        xnnpack_passes._transform = transform_noting
+        _ExportPassBase.call = call
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._module._transform = self._transform
+        _ExportPassBase.call = self._call
+
+
+def backend_config() -> ExecutorchBackendConfig:
+    """Memory planning with the state buffers shared by name across methods (``get_state``/``set_state``)."""
+    return ExecutorchBackendConfig(
+        memory_planning_pass=MemoryPlanningPass(share_mutable_buffers=True, alloc_graph_input=False),
+        emit_mutable_buffer_names=True)
+
+
 def lower(programs: dict[str, ExportedProgram], constants: dict[str, object], phases: Phases | None = None) -> bytes:
     """XNNPACK-lower ``programs`` (emptied as they are lowered) into one program's bytes, with the
     ``constants`` as constant methods; each step a phase on ``phases``."""
     timer = phases or Phases()
     lowered = {}
-    with SharedPreprocess() as shared:
+    with SharedPreprocess() as shared, LazyRetrace() as lazy:
         for name in list(programs):
-            timer.start(f"edge dialect: {name}")
-            manager = to_edge_transform_and_lower({name: programs.pop(name)}, compile_config=COMPILE_CONFIG,
-                                                  partitioner=[_TimedPartitioner(timer, name)])
-            lowered[name] = manager.exported_program(name)
-    timer.notes.update(xnnpack_subgraphs=shared.seen, xnnpack_subgraphs_shared=shared.reused)
+            lowered[name] = _lower_method(name, programs.pop(name), timer)
+    timer.notes.update(xnnpack_subgraphs=shared.seen, xnnpack_subgraphs_shared=shared.reused,
+                       xnnpack_retraces_skipped=lazy.skipped)
     timer.start("to_executorch (memory planning, emit)")
     edge = EdgeProgramManager(lowered, constants, COMPILE_CONFIG)
-    program = edge.to_executorch(ExecutorchBackendConfig(
-        memory_planning_pass=MemoryPlanningPass(share_mutable_buffers=True, alloc_graph_input=False),
-        emit_mutable_buffer_names=True))
+    program = edge.to_executorch(backend_config())
     timer.start("serialize")
     buffer = program.buffer
     _last_program[:] = [program]  # ExecuTorch's pybindings load from a buffer without owning it: keep it alive

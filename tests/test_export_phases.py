@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from edgekit.bundle import Bundle
 from edgekit.export.phases import Phases
@@ -76,3 +77,67 @@ def test_a_large_head_quantized_by_rows_is_the_whole_matrix_quantization(bits, m
     assert all(torch.equal(getattr(a, name), getattr(b, name)) for name in ("qdata", "scale", "zero_point"))
     x = torch.randn(3, 128)
     assert torch.equal(whole(x), chunked(x))
+
+
+class _Block(torch.nn.Module):
+    """A causal conv (which XNNPACK's passes do rewrite) between two linear layers (which they do not)."""
+
+    def __init__(self, dtype=None) -> None:
+        super().__init__()
+        self.up, self.down = torch.nn.Linear(64, 64, dtype=dtype), torch.nn.Linear(64, 64, dtype=dtype)
+        self.conv = torch.nn.Conv1d(64, 64, 4, groups=64, padding=3, dtype=dtype)
+
+    def forward(self, x):
+        y = self.conv(self.up(x).transpose(1, 2))[..., :x.shape[1]].transpose(1, 2)
+        return self.down(torch.nn.functional.silu(y))
+
+
+def _export(module, x):
+    return torch.export.export(module.eval(), (x,), strict=False)
+
+
+def test_the_quick_lowering_gives_executorchs_own_program_byte_for_byte():
+    """Lowered without per-node support checks and with XNNPACK's idle re-traces skipped, a program with
+    8da4w linear layers and a conv is the very program ExecuTorch's stock lowering writes."""
+    pytest.importorskip("executorch")
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+    from torchao.quantization.granularity import PerGroup
+
+    from edgekit.export.executorch_export import _quantize_linears
+    from edgekit.export.xnnpack_lowering import COMPILE_CONFIG, backend_config, lower
+
+    torch.manual_seed(0)
+    block = _Block()
+    _quantize_linears(block, torch.int4, PerGroup(32), lambda fqn: True)
+    x = torch.randn(1, 5, 64)
+    with torch.no_grad():
+        stock = to_edge_transform_and_lower(_export(block, x), compile_config=COMPILE_CONFIG,
+                                            partitioner=[XnnpackPartitioner()]).to_executorch(backend_config()).buffer
+        phases = Phases()
+        ours = lower({"forward": _export(block, x)}, {}, phases)
+    assert ours == stock
+    assert phases.notes["xnnpack_retraces_skipped"] > 0
+    assert "edge dialect: forward (checked)" not in [p["phase"] for p in phases.records]
+
+
+def test_an_op_xnnpack_refuses_sends_the_method_through_the_checked_lowering():
+    """XNNPACK takes no float64 linear layer: kept whole by the quick conversion, it would need a kernel the
+    runtime lacks (ExecuTorch refuses it), so ``lower`` converts that method again with the checks, and the
+    program runs."""
+    pytest.importorskip("executorch")
+    from executorch.runtime import Runtime
+
+    from edgekit.export.xnnpack_lowering import lower
+
+    torch.manual_seed(0)
+    block = _Block(torch.float64)
+    x = torch.randn(1, 5, 64, dtype=torch.float64)
+    phases = Phases()
+    with torch.no_grad():
+        expected = block(x)
+        pte = lower({"forward": _export(block, x)}, {}, phases)
+    names = [p["phase"] for p in phases.records]
+    assert names.index("edge dialect: forward") < names.index("edge dialect: forward (checked)")
+    method = Runtime.get().load_program(pte).load_method("forward")
+    assert torch.allclose(method.execute([x])[0], expected)
