@@ -16,7 +16,7 @@ import onnxruntime as ort
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
-from edgekit.memory import released_while_building
+from edgekit.memory import release_freed_heap, released_while_building
 from edgekit.multimodal import VisionEmbeds
 from edgekit.vision_preprocess import VisionInput, position_taps, preprocess_image, preprocess_video, rotary_tables
 
@@ -49,6 +49,9 @@ class VisionEncoder:
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 4  # fatal only: a load error is raised as one line below, not also logged
+        # No arena: the tower runs now and then (a photo, a segment's frames), and an arena would keep its
+        # largest activations resident between runs (~130 MiB for 10 frame pairs at 224, 0.8B shape).
+        opts.enable_cpu_mem_arena = False
         path = bundle.file(spec.file)
         try:
             with released_while_building(bundle.path):
@@ -78,10 +81,13 @@ class VisionEncoder:
         return self._tables[h, w]
 
     def encode(self, vision_input: VisionInput, kind: str = "image") -> VisionEmbeds:
-        """Run the tower on preprocessed patches: all frame pairs in one call."""
+        """Run the tower on preprocessed patches, a frame pair per call (attention never crosses pairs, so
+        the rows are those of one call over all pairs, and the activations only one pair's)."""
         t, h, w = vision_input.grid
         pixels = np.ascontiguousarray(vision_input.pixels, dtype=np.float32).reshape(t, h * w, -1)
-        out = self.session.run(None, {"pixel_values": pixels, **self.grid_inputs(h, w)})[0]
+        grid = self.grid_inputs(h, w)
+        out = np.concatenate([self.session.run(None, {"pixel_values": pixels[i:i + 1], **grid})[0] for i in range(t)])
+        release_freed_heap()  # the activations were freed to the C heap, which would keep them resident
         return VisionEmbeds(out.reshape(-1, out.shape[-1]), (t, h, w), kind)
 
     def encode_image(self, image: np.ndarray, **budget: Any) -> VisionEmbeds:

@@ -53,6 +53,19 @@ def test_tower_video_pairs_attend_within_the_pair(fp32_model, tiny_hf):
     np.testing.assert_allclose(first.embeds, ours.pairs()[0].embeds, atol=1e-6)
 
 
+@pytest.mark.parametrize("bundle", ["fp32_bundle", "int4_bundle"])
+def test_a_pair_per_call_gives_the_rows_of_one_call_over_all_pairs(bundle, request):
+    """The tower runs a frame pair per call (so its activations are one pair's): the rows equal those of
+    one call over all pairs, for the fp32 and the int8 (MatMulNBits) tower."""
+    model = edgekit.load(request.getfixturevalue(bundle))
+    video = preprocess_video([_pixels(64, 96, seed=i) for i in range(6)], size=(64, 96))
+    t, h, w = video.grid
+    vision = model.vision
+    together = vision.session.run(None, {"pixel_values": video.pixels.reshape(t, h * w, -1).astype(np.float32),
+                                         **vision.grid_inputs(h, w)})[0]
+    np.testing.assert_array_equal(vision.encode(video, "video").embeds, together.reshape(-1, together.shape[-1]))
+
+
 def test_int8_tower_is_close_to_fp32(int4_bundle, tiny_hf):
     model = edgekit.load(int4_bundle)
     assert model.bundle.manifest.data["graphs"]["vision"]["weights"] == "int8"
