@@ -17,6 +17,11 @@ Most of XNNPACK's 17 preprocess passes edit the graph directly and then re-trace
 them never do. ``LazyRetrace`` skips that re-trace when a pass left the graph's structure as it found it.
 A pass that works through the re-trace itself (one that overrides ``call_operator`` and the like, such as
 constant propagation) always runs it.
+
+Two of those passes look for op patterns (bilinear upsampling, attention) with torch.fx's ``SubgraphMatcher``,
+which tries every node of a subgraph as the start of every pattern. ``ScreenedMatches`` answers "no match"
+at once when a pattern calls an op the subgraph never calls: a match maps each of the pattern's calls onto a
+call of the same target, so there can be none.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from executorch.exir import (EdgeCompileConfig, EdgeProgramManager, ExecutorchBa
 from executorch.exir.pass_base import ExportPass, PassResult, _ExportPassBase
 from executorch.exir.passes import MemoryPlanningPass
 from torch.export import ExportedProgram
+from torch.fx.passes.utils.matcher_utils import SubgraphMatcher
 
 from edgekit.export.phases import Phases
 
@@ -213,6 +219,31 @@ class LazyRetrace:
         _ExportPassBase.call = self._call
 
 
+def _calls(graph: torch.fx.Graph) -> set:
+    return {(node.op, node.target) for node in graph.nodes if node.op in ("call_function", "call_method", "call_module")}
+
+
+class ScreenedMatches:
+    """While active, ``SubgraphMatcher.match`` returns no matches without searching when the pattern calls an
+    op the graph does not (see the module docstring)."""
+
+    def __enter__(self) -> ScreenedMatches:
+        self._match = match = SubgraphMatcher.match
+        self.screened = 0
+
+        def screened_match(matcher: SubgraphMatcher, graph: torch.fx.Graph, node_name_match: str = "") -> list:
+            if not node_name_match and not _calls(matcher.pattern) <= _calls(graph):
+                self.screened += 1
+                return []
+            return match(matcher, graph, node_name_match)
+
+        SubgraphMatcher.match = screened_match
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        SubgraphMatcher.match = self._match
+
+
 def backend_config() -> ExecutorchBackendConfig:
     """Memory planning with the state buffers shared by name across methods (``get_state``/``set_state``)."""
     return ExecutorchBackendConfig(
@@ -225,11 +256,12 @@ def lower(programs: dict[str, ExportedProgram], constants: dict[str, object], ph
     ``constants`` as constant methods; each step a phase on ``phases``."""
     timer = phases or Phases()
     lowered = {}
-    with SharedPreprocess() as shared, LazyRetrace() as lazy:
+    with SharedPreprocess() as shared, LazyRetrace() as lazy, ScreenedMatches() as screened:
         for name in list(programs):
             lowered[name] = _lower_method(name, programs.pop(name), timer)
     timer.notes.update(xnnpack_subgraphs=shared.seen, xnnpack_subgraphs_shared=shared.reused,
-                       xnnpack_retraces_skipped=lazy.skipped)
+                       xnnpack_retraces_skipped=lazy.skipped,
+                       pattern_searches_screened=screened.screened)
     timer.start("to_executorch (memory planning, emit)")
     edge = EdgeProgramManager(lowered, constants, COMPILE_CONFIG)
     program = edge.to_executorch(backend_config())

@@ -97,8 +97,9 @@ def _export(module, x):
 
 
 def test_the_quick_lowering_gives_executorchs_own_program_byte_for_byte():
-    """Lowered without per-node support checks and with XNNPACK's idle re-traces skipped, a program with
-    8da4w linear layers and a conv is the very program ExecuTorch's stock lowering writes."""
+    """Lowered without per-node support checks, with XNNPACK's idle re-traces and hopeless pattern searches
+    skipped, a program with 8da4w linear layers and a conv is the very program ExecuTorch's stock lowering
+    writes."""
     pytest.importorskip("executorch")
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
@@ -118,6 +119,7 @@ def test_the_quick_lowering_gives_executorchs_own_program_byte_for_byte():
         ours = lower({"forward": _export(block, x)}, {}, phases)
     assert ours == stock
     assert phases.notes["xnnpack_retraces_skipped"] > 0
+    assert phases.notes["pattern_searches_screened"] > 0  # no upsampling, no attention: nothing to search for
     assert "edge dialect: forward (checked)" not in [p["phase"] for p in phases.records]
 
 
