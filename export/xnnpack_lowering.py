@@ -219,8 +219,11 @@ class LazyRetrace:
         _ExportPassBase.call = self._call
 
 
+CALLS = ("call_function", "call_method", "call_module")  # the node kinds a pattern match compares by target
+
+
 def _calls(graph: torch.fx.Graph) -> set:
-    return {(node.op, node.target) for node in graph.nodes if node.op in ("call_function", "call_method", "call_module")}
+    return {(node.op, node.target) for node in graph.nodes if node.op in CALLS}
 
 
 class ScreenedMatches:
