@@ -22,12 +22,21 @@ Two of those passes look for op patterns (bilinear upsampling, attention) with t
 which tries every node of a subgraph as the start of every pattern. ``ScreenedMatches`` answers "no match"
 at once when a pattern calls an op the subgraph never calls: a match maps each of the pattern's calls onto a
 call of the same target, so there can be none.
+
+Cutting each delegated subgraph out of a method (~200 per decoder method), ExecuTorch re-sorts the whole
+graph with torch.fx's ``legalize_graph``, which copies every node into a new graph and regenerates the
+module's Python code: a whole-graph copy and code generation per subgraph, about a third of the decoder's
+partitioning and preprocess time. ``SortedInPlace`` moves the nodes into the very order that copy would have
+(with the same users order, names and node index, so every later step sees the same graph) and generates the
+code once, after the last cut; the program is the same byte for byte.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import inspect
+import operator
 import re
 from typing import Any
 
@@ -39,6 +48,7 @@ from executorch.exir import (EdgeCompileConfig, EdgeProgramManager, ExecutorchBa
 from executorch.exir.pass_base import ExportPass, PassResult, _ExportPassBase
 from executorch.exir.passes import MemoryPlanningPass
 from torch.export import ExportedProgram
+from torch.fx.graph import _FindNodesLookupTable, _Namespace
 from torch.fx.passes.utils.matcher_utils import SubgraphMatcher
 
 from edgekit.export.phases import Phases
@@ -247,6 +257,90 @@ class ScreenedMatches:
         SubgraphMatcher.match = self._match
 
 
+# torch.fx's legalize_graph takes these first once they are ready (runtime assertions before what they guard).
+_FIRST = frozenset({
+    operator.add, operator.mul, operator.sub, operator.floordiv, operator.truediv, operator.mod, operator.le,
+    operator.lt, operator.ge, operator.gt, operator.eq, operator.ne, torch.ops.aten.sym_constrain_range.default,
+    torch.ops.aten.sym_constrain_range_for_size.default, torch.ops.aten._assert_async.msg,
+    torch.ops.aten.scalar_tensor.default, torch.ops.aten._assert_scalar.default})
+
+
+def legalized_order(graph: torch.fx.Graph) -> list[torch.fx.Node]:
+    """The order torch.fx's ``legalize_graph`` gives ``graph``'s nodes: Kahn's algorithm, breadth first, each
+    node's users in the order they were added."""
+    waiting = dict.fromkeys(graph.nodes, 0)
+    for node in graph.nodes:
+        for user in node.users:
+            waiting[user] += 1
+    ready = collections.deque(node for node, count in waiting.items() if count == 0)
+    order = []
+    while ready:
+        node = ready.popleft()
+        order.append(node)
+        for user in node.users:
+            waiting[user] -= 1
+            if not waiting[user]:
+                if user.op == "call_function" and user.target in _FIRST:
+                    ready.appendleft(user)
+                else:
+                    ready.append(user)
+    return order
+
+
+def legalize_in_place(graph: torch.fx.Graph) -> bool:
+    """Leave ``graph`` as ``legalize_graph`` leaves its copy: the nodes in its order, each node's users listed in
+    that order, the names and the node index registered afresh in that order. False (nothing changed) when
+    that cannot be done in place: a cycle, or a name the copy would not keep."""
+    order = legalized_order(graph)
+    names = _Namespace()
+    if len(order) < len(graph.nodes) or any(names.create_name(node.name, None) != node.name for node in order):
+        return False
+    position = {node: i for i, node in enumerate(order)}
+    table = _FindNodesLookupTable()
+    for node in order:
+        graph._root.prepend(node)  # to the end
+        node.users = dict.fromkeys(sorted(node.users, key=position.__getitem__))
+        names.associate_name_with_obj(node.name, node)
+        table.insert(node)
+    graph._graph_namespace, graph._find_nodes_lookup_table = names, table
+    return True
+
+
+class SortedInPlace:
+    """While active, ExecuTorch's partitioning re-sorts its graph in place after each cut, and regenerates the
+    graph's Python code once, after the last cut (see the module docstring)."""
+
+    def __enter__(self) -> SortedInPlace:
+        import executorch.exir.backend.backend_api as backend_api
+        import executorch.exir.lowered_backend_module as lowered_backend_module
+
+        self._modules = backend_api, lowered_backend_module
+        self._create, self._legalize = create, legalize = (backend_api._create_partitions_in_graph_module,
+                                                           lowered_backend_module.legalize_graph)
+        self.sorts = 0
+
+        def legalize_without_copy(graph_module: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            if not legalize_in_place(graph_module.graph):
+                return legalize(graph_module)
+            self.sorts += 1
+            return graph_module
+
+        def create_then_recompile(graph_module: torch.fx.GraphModule, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return create(graph_module, *args, **kwargs)
+            finally:
+                graph_module.recompile()
+
+        backend_api._create_partitions_in_graph_module = create_then_recompile
+        lowered_backend_module.legalize_graph = legalize_without_copy
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        backend_api, lowered_backend_module = self._modules
+        backend_api._create_partitions_in_graph_module = self._create
+        lowered_backend_module.legalize_graph = self._legalize
+
+
 def backend_config() -> ExecutorchBackendConfig:
     """Memory planning with the state buffers shared by name across methods (``get_state``/``set_state``)."""
     return ExecutorchBackendConfig(
@@ -259,12 +353,12 @@ def lower(programs: dict[str, ExportedProgram], constants: dict[str, object], ph
     ``constants`` as constant methods; each step a phase on ``phases``."""
     timer = phases or Phases()
     lowered = {}
-    with SharedPreprocess() as shared, LazyRetrace() as lazy, ScreenedMatches() as screened:
+    with SharedPreprocess() as shared, LazyRetrace() as lazy, ScreenedMatches() as screened, SortedInPlace() as sorted_:
         for name in list(programs):
             lowered[name] = _lower_method(name, programs.pop(name), timer)
     timer.notes.update(xnnpack_subgraphs=shared.seen, xnnpack_subgraphs_shared=shared.reused,
                        xnnpack_retraces_skipped=lazy.skipped,
-                       pattern_searches_screened=screened.screened)
+                       pattern_searches_screened=screened.screened, graph_sorts_in_place=sorted_.sorts)
     timer.start("to_executorch (memory planning, emit)")
     edge = EdgeProgramManager(lowered, constants, COMPILE_CONFIG)
     program = edge.to_executorch(backend_config())

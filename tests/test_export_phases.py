@@ -80,7 +80,9 @@ def test_a_large_head_quantized_by_rows_is_the_whole_matrix_quantization(bits, m
 
 
 class _Block(torch.nn.Module):
-    """A causal conv (which XNNPACK's passes do rewrite) between two linear layers (which they do not)."""
+    """A causal conv (which XNNPACK's passes do rewrite) between two linear layers (which they do not), with a
+    cumulative sum XNNPACK does not take in between: two delegated subgraphs, the first one's output also used
+    at the end."""
 
     def __init__(self, dtype=None) -> None:
         super().__init__()
@@ -88,8 +90,9 @@ class _Block(torch.nn.Module):
         self.conv = torch.nn.Conv1d(64, 64, 4, groups=64, padding=3, dtype=dtype)
 
     def forward(self, x):
-        y = self.conv(self.up(x).transpose(1, 2))[..., :x.shape[1]].transpose(1, 2)
-        return self.down(torch.nn.functional.silu(y))
+        h = self.up(x)
+        y = self.conv(torch.cumsum(h, dim=1).transpose(1, 2))[..., :x.shape[1]].transpose(1, 2)
+        return self.down(torch.nn.functional.silu(y)) + torch.sigmoid(h)
 
 
 def _export(module, x):
@@ -120,7 +123,38 @@ def test_the_quick_lowering_gives_executorchs_own_program_byte_for_byte():
     assert ours == stock
     assert phases.notes["xnnpack_retraces_skipped"] > 0
     assert phases.notes["pattern_searches_screened"] > 0  # no upsampling, no attention: nothing to search for
+    assert phases.notes["graph_sorts_in_place"] >= 2  # a sort after each delegated subgraph is cut out
     assert "edge dialect: forward (checked)" not in [p["phase"] for p in phases.records]
+
+
+def test_the_in_place_sort_is_legalize_graphs_order():
+    """On a program with a dynamic size (symbolic arithmetic, which ``legalize_graph`` takes first), the sort
+    in place leaves the nodes, each node's users and the names as torch.fx's copying sort leaves its copy."""
+    import copy
+
+    from torch.fx.passes.tools_common import legalize_graph
+
+    from edgekit.export.xnnpack_lowering import legalize_in_place, legalized_order
+
+    class Reshaped(torch.nn.Module):
+        def forward(self, x, y):
+            a = torch.sigmoid(y)
+            return (x.reshape(x.shape[0] * 2, -1) + 1).sum() + a * x.shape[0], torch.relu(a)
+
+    tokens = torch.export.Dim("tokens", min=2, max=64)
+    exported = torch.export.export(Reshaped(), (torch.randn(4, 6), torch.randn(3)),
+                                   dynamic_shapes=({0: tokens}, None), strict=False).graph_module
+    copied, in_place = copy.deepcopy(exported), copy.deepcopy(exported)
+
+    def described(graph: torch.fx.Graph) -> list:
+        return [(node.name, [user.name for user in node.users]) for node in graph.nodes]
+
+    assert [n.name for n in legalized_order(in_place.graph)] != [n.name for n in in_place.graph.nodes]
+    legalize_graph(copied)
+    assert legalize_in_place(in_place.graph)
+    assert described(in_place.graph) == described(copied.graph)
+    new_names = [module.graph.call_function(torch.ops.aten.relu.default, ()).name for module in (copied, in_place)]
+    assert new_names[0] == new_names[1]
 
 
 def test_an_op_xnnpack_refuses_sends_the_method_through_the_checked_lowering():
