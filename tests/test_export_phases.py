@@ -157,6 +157,21 @@ def test_the_in_place_sort_is_legalize_graphs_order():
     assert new_names[0] == new_names[1]
 
 
+def test_a_graph_with_a_cycle_is_left_to_legalize_graph():
+    """A cycle cannot be sorted: the sort in place leaves the graph as it was (``legalize_graph`` then raises)."""
+    from edgekit.export.xnnpack_lowering import legalize_in_place
+
+    graph = torch.fx.Graph()
+    x = graph.placeholder("x")
+    a = graph.call_function(torch.relu, (x,))
+    b = graph.call_function(torch.sigmoid, (a,))
+    graph.output(b)
+    a.args = (b,)  # a <- b <- a
+    before = [node.name for node in graph.nodes]
+    assert not legalize_in_place(graph)
+    assert [node.name for node in graph.nodes] == before
+
+
 def test_an_op_xnnpack_refuses_sends_the_method_through_the_checked_lowering():
     """XNNPACK takes no float64 linear layer: kept whole by the quick conversion, it would need a kernel the
     runtime lacks (ExecuTorch refuses it), so ``lower`` converts that method again with the checks, and the
