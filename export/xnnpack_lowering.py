@@ -25,10 +25,10 @@ call of the same target, so there can be none.
 
 Cutting each delegated subgraph out of a method (~200 per decoder method), ExecuTorch re-sorts the whole
 graph with torch.fx's ``legalize_graph``, which copies every node into a new graph and regenerates the
-module's Python code: a whole-graph copy and code generation per subgraph, about a third of the decoder's
-partitioning and preprocess time. ``SortedInPlace`` moves the nodes into the very order that copy would have
-(with the same users order, names and node index, so every later step sees the same graph) and generates the
-code once, after the last cut; the program is the same byte for byte.
+module's Python code: a whole-graph copy and code generation per subgraph, 55 of the 108 s a 24-layer
+decoder's ``forward`` spent partitioning and preprocessing. ``SortedInPlace`` moves the nodes into the very
+order that copy would have (with the same users order, names and node index, so every later step sees the
+same graph) and generates the code once, after the last cut; the program is the same byte for byte.
 """
 
 from __future__ import annotations
