@@ -338,7 +338,7 @@ class Manifest:
         (the runtimes size the state from it)."""
         try:
             cfg = TextConfig.from_hf(self.config)
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError) as err:  # AttributeError: a null or list section
             raise malformed("source.config", f"is not a Qwen3.5 config ({type(err).__name__}: {err})") from None
         state = self.data["state"]
         for key, layers in (("deltanet_layers", cfg.deltanet_layers), ("attention_layers", cfg.attention_layers)):

@@ -75,6 +75,16 @@ def test_a_bad_vision_entry_fails_only_when_the_tower_is_used(real):
         m.vision
 
 
+@pytest.mark.parametrize("section", ["text_config", "rope_parameters"])
+def test_a_null_config_section_is_a_one_line_error(real, section):
+    """Found by the fuzz suite: a null section of the source config raised AttributeError from deep inside."""
+    config = copy.deepcopy(real["source"]["config"])
+    (config.get("text_config", config) if section == "rope_parameters" else config)[section] = [None]
+    m = Manifest.parse(_with(real, ("source", "config"), config))
+    with pytest.raises(EdgekitError, match="source.config .*is not a Qwen3.5 config"):
+        m.text_config
+
+
 def test_the_writer_refuses_what_the_reader_would(tmp_path, real):
     (tmp_path / "decoder.onnx").write_bytes(b"x")
     fields = {k: v for k, v in real.items() if k not in ("format", "format_version", "files")}
