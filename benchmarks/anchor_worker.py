@@ -148,22 +148,23 @@ class GenaiRunner(Runner):
     """An onnxruntime-genai model folder, plus its tokenizer.json held the way edgekit.load holds one.
 
     An app needs a tokenizer, and og.Tokenizer (0.18) rejects the builder's ``Qwen3_5Tokenizer`` class, so the
-    worker loads the folder's tokenizer.json with the ``tokenizers`` library, as edgekit does: both workers'
-    RSS then include the same tokenizer.
+    worker loads the folder's tokenizer.json with edgekit's reader: both workers' RSS then include the same
+    tokenizer.
     """
 
     mechanism = "onnxruntime-genai Generator.snapshot_state after the prefix, rewind_to(prefix length) to resume"
 
     def __init__(self, model_dir: str, threads: int, max_length: int) -> None:
         import onnxruntime_genai as og
-        from tokenizers import Tokenizer
+
+        from edgekit.tokenizer import Tokenizer
 
         self.og = og
         self.max_length = max_length
         config = og.Config(model_dir)
         config.overlay(json.dumps({"model": {"decoder": {"session_options": genai_session_options(threads)}}}))
         self.model = og.Model(config)
-        self.tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+        self.tokenizer = Tokenizer.from_file(Path(model_dir) / "tokenizer.json")
         self.generator = None
 
     def fresh(self) -> None:

@@ -55,7 +55,7 @@ MAX_LENGTH = 2112     # every runtime's context (KV) budget: the second turn fit
 PROMPT_SEED = 1234
 VOCAB_LIMIT = 248_000  # prompt ids stay below the special tokens
 MIB = 2**20
-TOKENIZER_NOTE = ("the edgekit and genai workers hold the same tokenizer.json in the `tokenizers` library "
+TOKENIZER_NOTE = ("the edgekit and genai workers hold the same tokenizer.json in edgekit's reader (edgekit/bpe.py) "
                   "(edgekit.load loads it; the genai worker loads it itself because og.Tokenizer 0.18 rejects the "
                   "builder's Qwen3_5Tokenizer class); llama.cpp holds its own vocabulary from the GGUF; the upstream "
                   "ExecuTorch worker holds none")

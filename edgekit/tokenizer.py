@@ -1,14 +1,13 @@
-"""Device-side tokenizer: Qwen3.5 ``tokenizer.json`` via ``tokenizers``, chat template, streaming decode."""
+"""Device-side tokenizer: a bundle's Qwen3.5 ``tokenizer.json`` (read by ``edgekit.bpe``), chat template, streaming
+decode."""
 
 from __future__ import annotations
 
-import re
-import threading
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tokenizers import Tokenizer as _RustTokenizer
-
+from edgekit.bpe import ByteLevelBPE, UnsupportedTokenizer, token_bytes
 from edgekit.errors import EdgekitError
 from edgekit.memory import release_freed_heap
 
@@ -26,12 +25,9 @@ class Tokenizer:
     ``encode_chat`` encodes what users wrote as plain text, so only the template emits control tokens.
     """
 
-    def __init__(self, tokenizer: _RustTokenizer) -> None:
-        self._tok = tokenizer
-        self._plain_lock = threading.Lock()  # encode_special_tokens is a setting of the shared Rust tokenizer
-        specials = sorted((t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special),
-                          key=len, reverse=True)
-        self._specials = re.compile("|".join(map(re.escape, specials))) if specials else None
+    def __init__(self, bpe: ByteLevelBPE) -> None:
+        self._bpe = bpe
+        self._specials = bpe.special_pattern
 
     @classmethod
     def from_file(cls, path: Path) -> Tokenizer:
@@ -40,31 +36,32 @@ class Tokenizer:
         if not path.is_file():
             raise EdgekitError(f"no tokenizer file at {path}", "Pass the tokenizer.json of an exported bundle")
         try:
-            tokenizer = cls(_RustTokenizer.from_file(str(path)))
-        except Exception as err:  # tokenizers raises a bare Exception with serde's message for a bad file
+            data = json.loads(path.read_bytes())
+            tokenizer = cls(ByteLevelBPE(data if isinstance(data, dict) else {}))
+        except UnsupportedTokenizer as err:
+            raise EdgekitError(f"tokenizer file {path} is not one edgekit can read: {err}",
+                               "export the bundle with edgekit's Qwen3.5 tokenizer (drop tokenizer.json from the "
+                               "checkpoint folder)") from None
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:  # not JSON, or not this shape
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise EdgekitError(f"tokenizer file {path} is corrupt ({first[:160]})",
+            raise EdgekitError(f"tokenizer file {path} is corrupt ({type(err).__name__}: {first[:160]})",
                                "re-export or re-copy the bundle (`edgekit verify` checks every file)") from None
-        release_freed_heap()  # parsing the 15 MB JSON leaves ~180 MiB of freed heap resident otherwise
+        del data
+        release_freed_heap()  # the parsed JSON leaves ~150 MiB of freed heap resident otherwise
         return tokenizer
 
     @property
     def vocab_size(self) -> int:
         """Ids the tokenizer knows, special tokens included (Qwen3.5: 248,077; its logits are padded to 248,320)."""
-        return self._tok.get_vocab_size(with_added_tokens=True)
+        return self._bpe.count
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``; written special tokens such as ``<|im_start|>`` become their single ids."""
-        return self._tok.encode(_text(text), add_special_tokens=False).ids
+        return self._bpe.encode(_text(text))
 
     def encode_plain(self, text: str) -> list[int]:
         """Token ids of ``text`` with special tokens written in it encoded as the characters they are."""
-        with self._plain_lock:
-            self._tok.encode_special_tokens = True
-            try:
-                return self._tok.encode(_text(text), add_special_tokens=False).ids
-            finally:
-                self._tok.encode_special_tokens = False
+        return self._bpe.encode(_text(text), special=False)
 
     def encode_parts(self, parts: Sequence[tuple[str, bool]]) -> list[int]:
         """Token ids of ``(text, is_template)`` parts: special tokens count only where the template wrote them.
@@ -85,7 +82,7 @@ class Tokenizer:
                 if "".join(plain):
                     ids += self.encode_plain("".join(plain))
                 plain = []
-                ids.append(self._tok.token_to_id(match.group()))
+                ids.append(self._bpe.added[match.group()])
                 at = match.end()
             plain.append(text[at:])
         if "".join(plain):
@@ -99,11 +96,13 @@ class Tokenizer:
 
     def decode(self, ids: Sequence[int], skip_special: bool = False) -> str:
         """Text of ``ids``; with ``skip_special`` the special tokens are left out."""
-        return self._tok.decode([int(i) for i in ids], skip_special_tokens=skip_special)
+        return self._bpe.decode(ids, skip_special)
 
     def token_id(self, text: str) -> int:
         """The id of a single token, e.g. ``token_id("<|im_end|>") == 248046``."""
-        token_id = self._tok.token_to_id(text)
+        token_id = self._bpe.added.get(text)
+        if token_id is None and text:
+            token_id = self._bpe.lookup(token_bytes(text))
         if token_id is None:
             raise EdgekitError(f"{text!r} is not a single token of this tokenizer", "Pass one token, e.g. '<|im_end|>'")
         return token_id

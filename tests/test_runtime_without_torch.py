@@ -1,4 +1,4 @@
-"""The device side must import and generate with torch and transformers absent."""
+"""The device side must import and generate with torch, transformers and tokenizers absent."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ BLOCKER = textwrap.dedent("""
     import sys
     class Block:
         def find_spec(self, name, path=None, target=None):
-            if name.split('.')[0] in ('torch', 'transformers', 'onnx', 'onnxscript', 'PIL'):
+            if name.split('.')[0] in ('torch', 'transformers', 'tokenizers', 'onnx', 'onnxscript', 'PIL'):
                 raise ImportError(f'{name} is blocked: the runtime must not need it')
     sys.meta_path.insert(0, Block())
 """)

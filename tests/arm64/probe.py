@@ -26,7 +26,7 @@ def env() -> dict:
     features = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo")
                      if line.startswith("Features")), [])
     return {"machine": platform.machine(), "python": platform.python_version(), "cpu_features": features,
-            "absent": [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None],
+            "absent": [m for m in ("torch", "transformers", "tokenizers") if importlib.util.find_spec(m) is None],
             "wheel_tags": tags}
 
 
