@@ -69,7 +69,9 @@ class ByteLevelBPE:
 
     def __init__(self, data: dict) -> None:
         """Build from a parsed ``tokenizer.json``; raise ``UnsupportedTokenizer`` for features not read."""
-        model = data.get("model") or {}
+        model = data.get("model")
+        if not isinstance(model, dict):  # not a tokenizer.json at all: the caller reports it as corrupt
+            raise ValueError("it has no 'model' section")
         _check_supported(data, model)
         vocab: dict[str, int] = model["vocab"]
         added = [AddedToken(int(t["id"]), t["content"], bool(t.get("special"))) for t in data.get("added_tokens") or []]

@@ -37,7 +37,9 @@ class Tokenizer:
             raise EdgekitError(f"no tokenizer file at {path}", "Pass the tokenizer.json of an exported bundle")
         try:
             data = json.loads(path.read_bytes())
-            tokenizer = cls(ByteLevelBPE(data if isinstance(data, dict) else {}))
+            if not isinstance(data, dict):
+                raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
+            tokenizer = cls(ByteLevelBPE(data))
         except UnsupportedTokenizer as err:
             raise EdgekitError(f"tokenizer file {path} is not one edgekit can read: {err}",
                                "export the bundle with edgekit's Qwen3.5 tokenizer (drop tokenizer.json from the "

@@ -255,13 +255,13 @@ def test_export_checks_the_block_size_before_loading(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "not-a-tokenizer"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "not-a-tokenizer", "a-list"])
 def test_a_corrupt_tokenizer_json_is_one_line(int4_bundle, tmp_path, damage):
     bundle = copy_bundle(int4_bundle, tmp_path / "b")
     path = bundle / "tokenizer.json"
     data = path.read_bytes()
     path.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\xff\xfe" + data[2:], "empty": b"",
-                      "not-a-tokenizer": b'{"version": "1.0"}'}[damage])
+                      "not-a-tokenizer": b'{"version": "1.0"}', "a-list": b"[1, 2]"}[damage])
     with pytest.raises(EdgekitError, match="tokenizer file .* is corrupt"):
         Tokenizer.from_file(path)
     rehash(bundle)  # even a bundle whose checksums agree with the damage
