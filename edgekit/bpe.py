@@ -67,10 +67,13 @@ class AddedToken:
 class ByteLevelBPE:
     """Encode text to ids and decode ids to text, as ``tokenizers`` does for a byte-level BPE file."""
 
-    def __init__(self, data: dict) -> None:
-        """Build from a parsed ``tokenizer.json``; raise ``UnsupportedTokenizer`` for features not read."""
+    def __init__(self, data: object) -> None:
+        """Build from a parsed ``tokenizer.json``; raise ``ValueError`` if it is not one and
+        ``UnsupportedTokenizer`` for features not read."""
+        if not isinstance(data, dict):  # not a tokenizer.json at all: the caller reports it as corrupt
+            raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
         model = data.get("model")
-        if not isinstance(model, dict):  # not a tokenizer.json at all: the caller reports it as corrupt
+        if not isinstance(model, dict):
             raise ValueError("it has no 'model' section")
         _check_supported(data, model)
         vocab: dict[str, int] = model["vocab"]

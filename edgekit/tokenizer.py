@@ -37,8 +37,6 @@ class Tokenizer:
             raise EdgekitError(f"no tokenizer file at {path}", "Pass the tokenizer.json of an exported bundle")
         try:
             data = json.loads(path.read_bytes())
-            if not isinstance(data, dict):
-                raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
             tokenizer = cls(ByteLevelBPE(data))
         except UnsupportedTokenizer as err:
             raise EdgekitError(f"tokenizer file {path} is not one edgekit can read: {err}",
