@@ -276,7 +276,7 @@ def test_vision_captioner_feeds_the_frames(model):
     logits = {}
     for colour, segment in frames.items():
         state = vision.state.copy()
-        ids = model.tokenizer.encode(render_chat([{"role": "user", "content": vision.segment_turn(segment, times)}]))
+        ids = vision.turn_ids(segment, times)
         before = state.length
         logits[colour] = vision.prefill_turn(state, ids, segment, times)
         assert state.length - before == len(ids)
@@ -285,3 +285,22 @@ def test_vision_captioner_feeds_the_frames(model):
     assert np.array_equal(again, logits[BLUE])
     assert np.abs(logits[RED] - logits[BLUE]).max() > 1e-3
     assert vision.caption(frames[RED], times) is not None
+
+
+def test_vision_turn_budget_counts_one_token_per_vision_row(int4_bundle):
+    """A segment that fits the context is captioned: the budget counts the rows fed, not the pads'
+    characters (each ``<|video_pad|>`` written in message content encodes as ~4 text tokens)."""
+    from edgekit.video.captioner import VisionCaptioner
+
+    frames, times = [np.full((64, 96, 3), RED, np.uint8)] * 8, [i / 2 for i in range(8)]
+    probe = VisionCaptioner(edgekit.load(int4_bundle, threads=1), caption_tokens=4, sampling=SAMPLING)
+    ids = probe.turn_ids(frames, times)
+    pad = probe.model.bundle.manifest.vision.token_ids.video
+    assert ids.count(pad) == sum(p.embeds.tokens_per_pair for p in probe._pairs) > 0
+    as_text = probe.model.tokenizer.encode_chat([{"role": "user", "content": "<|video_pad|>" * ids.count(pad)}])
+    room = probe.state.length + len(ids) + probe.caption_tokens + len(probe._close)
+    assert room < probe.state.length + len(as_text)  # the old count would not have fitted
+    tight = VisionCaptioner(edgekit.load(int4_bundle, threads=1, max_context=room), caption_tokens=4,
+                            sampling=SAMPLING)
+    tight.caption(frames, times)
+    assert tight.rolls == 0 and tight.state.length <= room

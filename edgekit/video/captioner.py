@@ -76,6 +76,10 @@ class ChatCaptioner:
         """The user turn's text for one segment."""
         raise NotImplementedError
 
+    def turn_ids(self, frames: list[np.ndarray], timestamps: list[float]) -> list[int]:
+        """The token ids a segment's chat turn feeds (what the context budget is checked on)."""
+        return self.model.tokenizer.encode_chat([{"role": "user", "content": self.segment_turn(frames, timestamps)}])
+
     def prefill_turn(self, state: HybridState, ids: list[int], frames: list[np.ndarray],
                      timestamps: list[float]) -> np.ndarray:
         """Fold a segment's turn into ``state``; return the last logits. Text only here."""
@@ -84,7 +88,7 @@ class ChatCaptioner:
     # -- the Captioner protocol ----------------------------------------------------------------------
     def caption(self, frames: list[np.ndarray], timestamps: list[float]) -> str:
         """Caption one segment, continuing the conversation: only this segment's turn is fed."""
-        ids = self.model.tokenizer.encode_chat([{"role": "user", "content": self.segment_turn(frames, timestamps)}])
+        ids = self.turn_ids(frames, timestamps)
         need = len(ids) + self.caption_tokens + len(self._close)
         if self.state.length + need > self.state.max_context:
             self._roll()
@@ -148,19 +152,25 @@ class VisionCaptioner(ChatCaptioner):
         super().__init__(model, **options)
         self._pairs: list[FramePair] = []
 
-    def segment_turn(self, frames: list[np.ndarray], timestamps: list[float]) -> str:
-        """Encodes the pairs (kept for ``prefill_turn``); the text has one pad per vision row, for the budget."""
+    def turn_ids(self, frames: list[np.ndarray], timestamps: list[float]) -> list[int]:
+        """Encodes the pairs (kept for ``prefill_turn``); the ids of the turn's rows, one pad per vision row.
+
+        Counted from the rows themselves: the pads written into the turn's text would be encoded as the
+        characters they are (message content cannot write special tokens), ~4x as many tokens.
+        """
         rgb = [np.ascontiguousarray(f[..., ::-1]) for f in frames]  # OpenCV frames are BGR
         self._pairs = pairs_of(self.model.vision.encode_frames(rgb, size=frames[0].shape[:2]), timestamps)
-        blocks = "".join(f"<{p.seconds:.1f} seconds><|vision_start|>{'<|video_pad|>' * p.embeds.tokens_per_pair}"
-                         "<|vision_end|>" for p in self._pairs)
-        return SEGMENT_INTRO + blocks + SEGMENT_ASK
+        return self.model.build_prompt(self.state, self._turn_parts()).ids.tolist()
 
     def prefill_turn(self, state: HybridState, ids: list[int], frames: list[np.ndarray],
                      timestamps: list[float]) -> np.ndarray:
         """The same turn, with the vision rows taken from the tower and their mRoPE positions."""
+        return self.model.prefill_multimodal(state, self._turn_parts())
+
+    def _turn_parts(self) -> list[str | FramePair]:
+        """The user turn in Qwen3.5's chat template, each frame pair a video block with its time."""
         before, after = render_chat([{"role": "user", "content": "{turn}"}]).split("{turn}")
-        return self.model.prefill_multimodal(state, [before + SEGMENT_INTRO, *self._pairs, SEGMENT_ASK + after])
+        return [before + SEGMENT_INTRO, *self._pairs, SEGMENT_ASK + after]
 
 
 class FrameStatsCaptioner(ChatCaptioner):
