@@ -304,3 +304,17 @@ def test_vision_turn_budget_counts_one_token_per_vision_row(int4_bundle):
                             sampling=SAMPLING)
     tight.caption(frames, times)
     assert tight.rolls == 0 and tight.state.length <= room
+
+
+def test_a_summary_releases_the_tower_and_the_next_segment_loads_it(int4_bundle):
+    from edgekit.video.captioner import VisionCaptioner
+
+    cap = VisionCaptioner(edgekit.load(int4_bundle, threads=1), caption_tokens=2, summary_tokens=2, sampling=SAMPLING)
+    frames, times = [np.full((64, 96, 3), RED, np.uint8)] * 2, [0.0, 0.5]
+    cap.caption(frames, times)
+    assert cap.model._vision is not None
+    before = list(cap.state.tokens)
+    cap.summarize([(0.0, 1.0, "a red frame")])
+    assert cap.model._vision is None and cap.state.tokens == before  # the conversation is untouched
+    cap.caption(frames, times)
+    assert cap.model._vision is not None and cap.state.tokens[:len(before)] == before

@@ -2,8 +2,11 @@
 
 ``ChatCaptioner`` holds the mechanics every model-based captioner shares: one running conversation
 whose decoder state is kept between segments (each segment feeds only its own turn), a context that
-rolls when it fills up (a summary of the old segments replaces them), and summaries made from a
-checkpoint of the summary system prompt (``PromptCache``). Subclasses say what a segment's turn is.
+rolls when it fills up (a summary of the old segments replaces them), and summaries made in a fresh
+state. Subclasses say what a segment's turn is. No prompt-cache checkpoints are kept: each would hold
+a whole DeltaNet state (~20 MiB on the 0.8B) to save prefilling a system prompt of ~30 tokens once per
+summary. The vision tower is released before a summary (it is not needed for one, and it would sit
+beside the summary's state); the next segment loads it again.
 
 ``VisionCaptioner`` shows the model the frames: each frame pair goes through the bundle's vision tower
 and into the turn as Qwen3.5's video block (``<t seconds><|vision_start|><|video_pad|>...<|vision_end|>``).
@@ -24,7 +27,6 @@ from edgekit.errors import EdgekitError
 from edgekit.multimodal import FramePair
 from edgekit.multimodal import frame_pairs as pairs_of
 from edgekit.runtimes.model import Model
-from edgekit.runtimes.prompt_cache import PromptCache
 from edgekit.runtimes.state import HybridState
 from edgekit.sampling import SamplingParams
 from edgekit.tokenizer import render_chat
@@ -57,17 +59,17 @@ class ChatCaptioner:
     description = "a chat model"
 
     def __init__(self, model: Model, caption_tokens: int = 32, summary_tokens: int = 96,
-                 sampling: SamplingParams | None = None, cache_bytes: int = 128 * 2**20) -> None:
+                 sampling: SamplingParams | None = None) -> None:
         self.model = model
         self.caption_tokens = caption_tokens
         self.summary_tokens = summary_tokens
         self.sampling = sampling or SamplingParams()
-        self.cache = PromptCache(model, budget_bytes=cache_bytes)
         encode_chat = model.tokenizer.encode_chat
         self._caption_system = encode_chat([{"role": "system", "content": CAPTION_SYSTEM}], add_generation_prompt=False)
         self._summary_system = encode_chat([{"role": "system", "content": SUMMARY_SYSTEM}], add_generation_prompt=False)
         self._close = model.tokenizer.encode("<|im_end|>\n")
-        self.state, _ = self.cache.prefill(self._caption_system, marks=[(len(self._caption_system), "system")])
+        self.state = model.new_state()
+        model.prefill(self.state, self._caption_system)
         self.since_roll: list[tuple[float, float, str]] = []  # what the live context holds, for the next roll
         self.rolls = 0
 
@@ -104,9 +106,10 @@ class ChatCaptioner:
         return text
 
     def summarize(self, captions: list[tuple[float, float, str]]) -> str:
-        """A summary of timestamped captions, from a fresh state resumed at the summary system prompt."""
+        """A summary of timestamped captions, made in a fresh state (the tower is released first)."""
         if not captions:
             return ""
+        self.model.release_vision()
         room = self.state.max_context - self.summary_tokens
         kept = list(captions)
         while True:
@@ -121,7 +124,8 @@ class ChatCaptioner:
         if len(ids) > room:
             raise EdgekitError(f"a caption is too long to summarize within {self.state.max_context} tokens",
                                "load the bundle with a larger --max-context")
-        state, logits = self.cache.prefill(ids, marks=[(len(self._summary_system), "system")])
+        state = self.model.new_state()
+        logits = self.model.prefill(state, ids)
         tokens = list(self.model.decode(state, logits, self.sampling, self.summary_tokens))
         return self.model.tokenizer.decode(tokens, skip_special=True).strip()
 
@@ -134,7 +138,9 @@ class ChatCaptioner:
         earlier = self.model.tokenizer.encode_chat([{"role": "user", "content": f"Earlier in the video "
                                                      f"({clock(start)}-{clock(end)}): {summary}"}],
                                                    add_generation_prompt=False)
-        self.state, _ = self.cache.prefill(self._caption_system + earlier)
+        self.state = None  # the old conversation goes before the new one is prefilled
+        self.state = self.model.new_state()
+        self.model.prefill(self.state, self._caption_system + earlier)
         self.since_roll = [(start, end, summary)]
         self.rolls += 1
 
