@@ -138,7 +138,6 @@ class ChatCaptioner:
         earlier = self.model.tokenizer.encode_chat([{"role": "user", "content": f"Earlier in the video "
                                                      f"({clock(start)}-{clock(end)}): {summary}"}],
                                                    add_generation_prompt=False)
-        self.state = None  # the old conversation goes before the new one is prefilled
         self.state = self.model.new_state()
         self.model.prefill(self.state, self._caption_system + earlier)
         self.since_roll = [(start, end, summary)]
@@ -170,7 +169,8 @@ class VisionCaptioner(ChatCaptioner):
 
     def prefill_turn(self, state: HybridState, ids: list[int], frames: list[np.ndarray],
                      timestamps: list[float]) -> np.ndarray:
-        """The same turn, with the vision rows taken from the tower and their mRoPE positions."""
+        """The same turn, with the vision rows taken from the tower and their mRoPE positions (built again
+        here, not kept from ``turn_ids``: a roll in between moves the positions the rows start at)."""
         return self.model.prefill_multimodal(state, self._turn_parts())
 
     def _turn_parts(self) -> list[str | FramePair]:
