@@ -17,7 +17,7 @@ torchvision backend imitates on uint8 images; ``resize_bicubic`` reproduces Pill
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -177,6 +177,22 @@ def preprocess_image(image: np.ndarray, min_pixels: int = IMAGE_MIN_PIXELS,
     return VisionInput(pixels, grid)
 
 
+def video_pairs(frames: Sequence[np.ndarray], min_pixels: int = VIDEO_MIN_PIXELS,
+                max_pixels: int = VIDEO_MAX_PIXELS, size: tuple[int, int] | None = None) -> Iterator[VisionInput]:
+    """``preprocess_video`` one frame pair at a time: each yields the patches of grid (1, h, w), so a
+    segment's float pixels are never all in memory at once (the pair's own are 4 bytes a value)."""
+    frames = [check_rgb(f) for f in frames]
+    if not frames or len({f.shape for f in frames}) != 1:
+        raise ValueError("expected one or more frames of the same size")
+    height, width = size or smart_resize_video(len(frames), *frames[0].shape[:2], min_pixels, max_pixels)
+    if height % FACTOR or width % FACTOR:
+        raise ValueError(f"size {height}x{width} is not a multiple of {FACTOR}")
+    for start in range(0, len(frames), TEMPORAL_PATCH):
+        pair = frames[start:start + TEMPORAL_PATCH]
+        pair = pair + [pair[-1]] * (TEMPORAL_PATCH - len(pair))  # an odd last frame is repeated
+        yield VisionInput(*patchify(np.stack([normalize(resize_bicubic(f, height, width)) for f in pair])))
+
+
 def preprocess_video(frames: Sequence[np.ndarray], min_pixels: int = VIDEO_MIN_PIXELS,
                      max_pixels: int = VIDEO_MAX_PIXELS, size: tuple[int, int] | None = None) -> VisionInput:
     """Sampled video frames (RGB uint8, all the same size) -> patches, one group of h x w per frame pair.
@@ -184,17 +200,8 @@ def preprocess_video(frames: Sequence[np.ndarray], min_pixels: int = VIDEO_MIN_P
     The size follows the video rule over all frames, unless ``size`` (height, width; multiples of 32)
     fixes it, e.g. to encode a live stream pair by pair at one resolution. An odd last frame is repeated.
     """
-    frames = [check_rgb(f) for f in frames]
-    if not frames or len({f.shape for f in frames}) != 1:
-        raise ValueError("expected one or more frames of the same size")
-    height, width = size or smart_resize_video(len(frames), *frames[0].shape[:2], min_pixels, max_pixels)
-    if len(frames) % TEMPORAL_PATCH:
-        frames = frames + [frames[-1]] * (TEMPORAL_PATCH - len(frames) % TEMPORAL_PATCH)
-    if height % FACTOR or width % FACTOR:
-        raise ValueError(f"size {height}x{width} is not a multiple of {FACTOR}")
-    stacked = np.stack([normalize(resize_bicubic(f, height, width)) for f in frames])
-    pixels, grid = patchify(stacked)
-    return VisionInput(pixels, grid)
+    pairs = list(video_pairs(frames, min_pixels, max_pixels, size))
+    return VisionInput(np.concatenate([p.pixels for p in pairs]), (len(pairs), *pairs[0].grid[1:]))
 
 
 def block_order(h: int, w: int, merge: int = 2) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ ort.set_default_logger_severity(3)  # the process-wide logger: no warnings (e.g.
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
-from edgekit.memory import released_while_building
+from edgekit.memory import release_freed_heap, released_while_building
 from edgekit.runtimes.state import HybridState, aligned_empty
 
 
@@ -58,6 +58,13 @@ class OnnxDecoder:
         self._check_io()
         self.kv_in_place = bundle.manifest.decoder.kv_update == "in_place"
         self._no_embeds = np.zeros((1, 1, self.cfg.hidden_size), np.float32)
+        # A prefill chunk grows the arena to its activations (~40 MiB at 256 tokens, 0.8B shape), which a
+        # decode step never needs again: shrink it after each multi-token run (its regions go back to the
+        # heap, which is then trimmed). Decode steps keep theirs, so they allocate nothing.
+        self._shrink = None
+        if cpu_arena:
+            self._shrink = ort.RunOptions()
+            self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self._bound: tuple[weakref.ref, list[weakref.ref], ort.IOBinding] | None = None
 
     def _check_io(self) -> None:
@@ -110,7 +117,10 @@ class OnnxDecoder:
         new_rows = [] if self.kv_in_place else [
             (cache, _bind_new(bind, f"present.{i}.{kind}", (1, cache.shape[1], t, cache.shape[3])))
             for kind, layers in (("key", state.keys), ("value", state.values)) for i, cache in layers.items()]
-        self.session.run_with_iobinding(bind)
+        prefill = t > 1
+        self.session.run_with_iobinding(bind, self._shrink if prefill else None)
+        if prefill:
+            release_freed_heap()
         for (kind, i), array in new_states.items():
             getattr(state, kind)[i] = array
         for cache, rows in new_rows:

@@ -18,7 +18,7 @@ from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
 from edgekit.memory import release_freed_heap, released_while_building
 from edgekit.multimodal import VisionEmbeds
-from edgekit.vision_preprocess import VisionInput, position_taps, preprocess_image, preprocess_video, rotary_tables
+from edgekit.vision_preprocess import VisionInput, position_taps, preprocess_image, rotary_tables, video_pairs
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -85,10 +85,14 @@ class VisionEncoder:
         the rows are those of one call over all pairs, and the activations only one pair's)."""
         t, h, w = vision_input.grid
         pixels = np.ascontiguousarray(vision_input.pixels, dtype=np.float32).reshape(t, h * w, -1)
-        grid = self.grid_inputs(h, w)
-        out = np.concatenate([self.session.run(None, {"pixel_values": pixels[i:i + 1], **grid})[0] for i in range(t)])
-        release_freed_heap()  # the activations were freed to the C heap, which would keep them resident
+        out = np.concatenate([self._run_pair(pixels[i:i + 1], h, w) for i in range(t)])
         return VisionEmbeds(out.reshape(-1, out.shape[-1]), (t, h, w), kind)
+
+    def _run_pair(self, pixels: np.ndarray, h: int, w: int) -> np.ndarray:
+        """The rows of one frame pair's patches ``pixels`` [1, h * w, C]."""
+        rows = self.session.run(None, {"pixel_values": pixels, **self.grid_inputs(h, w)})[0]
+        release_freed_heap()  # the run's activations were freed to the C heap, which would keep them resident
+        return rows
 
     def encode_image(self, image: np.ndarray, **budget: Any) -> VisionEmbeds:
         """An RGB uint8 [H, W, 3] image; ``min_pixels``/``max_pixels`` bound its resized area."""
@@ -96,5 +100,7 @@ class VisionEncoder:
 
     def encode_frames(self, frames: Sequence[np.ndarray], **options: Any) -> VisionEmbeds:
         """Video frames (RGB uint8, same size, an even count or the last one is repeated): one block per pair.
-        ``size=(height, width)`` fixes the resolution (multiples of 32), e.g. for a live stream."""
-        return self.encode(preprocess_video(frames, **options), "video")
+        ``size=(height, width)`` fixes the resolution (multiples of 32), e.g. for a live stream. Each pair is
+        preprocessed and encoded before the next, so only one pair's pixels are in memory."""
+        pairs = [self.encode(pair, "video") for pair in video_pairs(frames, **options)]
+        return VisionEmbeds(np.concatenate([p.embeds for p in pairs]), (len(pairs), *pairs[0].grid[1:]), "video")

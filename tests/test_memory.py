@@ -177,3 +177,25 @@ def test_logits_identical_with_mapped_weights_paged_out(int4_bundle):
         set_heap_release(True, page_out=True)
     paged = edgekit.load(int4_bundle, max_context=128)
     assert all(np.array_equal(a, b) for a, b in zip(expected, _run(paged, paged.new_state(), prompt, 10), strict=True))
+
+
+@pytest.mark.parametrize("bundle", ["int4_bundle", "fp32_bundle"])
+def test_logits_identical_with_the_arena_shrunk_after_each_prefill(bundle, request):
+    """Each multi-token run shrinks onnxruntime's arena (a decode step's does not): prefill chunks and the
+    decode steps between them give the logits of a decoder with no arena at all, bit for bit."""
+    from edgekit.bundle import Bundle
+    from edgekit.runtimes.model import Model
+    from edgekit.runtimes.onnx_decoder import OnnxDecoder
+
+    path = request.getfixturevalue(bundle)
+    prompt = np.random.default_rng(5).integers(0, 1000, 90).tolist()
+    shrunk = edgekit.load(path, max_context=200, chunk_size=32)
+    assert shrunk.decoder._shrink is not None
+    expected = _run(shrunk, shrunk.new_state(), prompt, 8) + _run(shrunk, shrunk.new_state(), prompt[:40], 4)
+    plain_bundle = Bundle.open(path)
+    plain = Model(plain_bundle, OnnxDecoder(plain_bundle, max_context=200, cpu_arena=False), shrunk.tokenizer,
+                  chunk_size=32)
+    assert plain.decoder._shrink is None
+    got = _run(plain, plain.new_state(), prompt, 8) + _run(plain, plain.new_state(), prompt[:40], 4)
+    assert len(got) == len(expected) == 9 + 5
+    assert all(np.array_equal(a, b) for a, b in zip(expected, got, strict=True))

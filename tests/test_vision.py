@@ -66,6 +66,19 @@ def test_a_pair_per_call_gives_the_rows_of_one_call_over_all_pairs(bundle, reque
     np.testing.assert_array_equal(vision.encode(video, "video").embeds, together.reshape(-1, together.shape[-1]))
 
 
+
+@pytest.mark.parametrize("bundle", ["fp32_bundle", "int4_bundle"])
+def test_frames_preprocessed_pair_by_pair_give_the_rows_of_the_whole_video(bundle, request):
+    """``encode_frames`` preprocesses and encodes one pair before the next (only a pair's pixels in memory):
+    the rows equal those of the whole video preprocessed at once, an odd last frame included."""
+    vision = edgekit.load(request.getfixturevalue(bundle)).vision
+    frames = [_pixels(96, 128, seed=30 + i) for i in range(5)]
+    for options in ({"size": (64, 96)}, {}):
+        whole = vision.encode(preprocess_video(frames, **options), "video")
+        pairwise = vision.encode_frames(frames, **options)
+        assert pairwise.grid == whole.grid and pairwise.grid[0] == 3 and pairwise.kind == "video"
+        np.testing.assert_array_equal(pairwise.embeds, whole.embeds)
+
 def test_int8_tower_is_close_to_fp32(int4_bundle, tiny_hf):
     model = edgekit.load(int4_bundle)
     assert model.bundle.manifest.data["graphs"]["vision"]["weights"] == "int8"

@@ -118,3 +118,13 @@ def test_bad_inputs():
         vp.preprocess_video([_photo(64, 64, 0), _photo(64, 96, 0)])
     with pytest.raises(ValueError, match="multiple of 32"):
         vp.preprocess_video([_photo(64, 64, 0)], size=(60, 64))
+
+
+def test_video_pairs_are_the_video_pair_by_pair():
+    frames = [_photo(240, 320, seed=40 + i) for i in range(5)]
+    whole = vp.preprocess_video(frames)
+    pairs = list(vp.video_pairs(frames))
+    assert [p.grid for p in pairs] == [(1, *whole.grid[1:])] * 3
+    np.testing.assert_array_equal(np.concatenate([p.pixels for p in pairs]), whole.pixels)
+    with pytest.raises(ValueError, match="same size"):
+        next(vp.video_pairs([_photo(64, 64, 0), _photo(64, 96, 0)]))
