@@ -87,6 +87,17 @@ def test_summarize_live_prints_captions_and_writes_the_timeline(int4_bundle, tmp
     assert len(rows) == 2
 
 
+def test_low_memory_writes_the_same_timeline(int4_bundle, tmp_path):
+    """--low-memory rebuilds the tower for every segment instead of keeping it; nothing the run writes changes."""
+    video = write_video(tmp_path / "v.avi", [(RED, 2.0), (BLUE, 2.0)])
+    for name, extra in (("kept", []), ("low", ["--low-memory"])):
+        proc = edgekit("summarize", str(int4_bundle), str(video), "-o", name, "--segment", "2s", *SAMPLING, *extra,
+                       cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    kept, low = (timeline(tmp_path / name)["runs"][0] for name in ("kept", "low"))
+    assert [s["caption"] for s in low["segments"]] == [s["caption"] for s in kept["segments"]]
+    assert len(low["segments"]) == 2 and low["summary"] == kept["summary"]
+
 def test_summarize_errors_are_one_line(int4_bundle, tmp_path):
     video = write_video(tmp_path / "v.avi", [(RED, 1.0)])
     assert edgekit("summarize", str(int4_bundle), str(video), "-o", "out", cwd=tmp_path).returncode == 0

@@ -318,3 +318,19 @@ def test_a_summary_releases_the_tower_and_the_next_segment_loads_it(int4_bundle)
     assert cap.model._vision is None and cap.state.tokens == before  # the conversation is untouched
     cap.caption(frames, times)
     assert cap.model._vision is not None and cap.state.tokens[:len(before)] == before
+
+
+def test_a_tower_released_after_each_encode_changes_no_caption(int4_bundle):
+    """``release_tower`` (``--low-memory``) frees the tower once a segment is encoded and the next segment
+    builds it again: the conversation (every token and caption) is the same as with the tower kept."""
+    from edgekit.video.captioner import VisionCaptioner
+
+    kept = VisionCaptioner(edgekit.load(int4_bundle, threads=1), caption_tokens=3, sampling=SAMPLING)
+    low = VisionCaptioner(edgekit.load(int4_bundle, threads=1), release_tower=True, caption_tokens=3,
+                          sampling=SAMPLING)
+    times = [0.0, 0.5, 1.0]
+    for colour in (RED, BLUE):
+        frames = [np.full((64, 96, 3), colour, np.uint8)] * 3
+        assert low.caption(frames, times) == kept.caption(frames, times)
+        assert low.model._vision is None and kept.model._vision is not None
+        assert low.state.tokens == kept.state.tokens

@@ -153,8 +153,11 @@ class VisionCaptioner(ChatCaptioner):
 
     description = "the bundle's vision tower (Qwen3.5 video frame pairs)"
 
-    def __init__(self, model: Model, **options) -> None:
+    def __init__(self, model: Model, release_tower: bool = False, **options) -> None:
+        """``release_tower``: free the tower once a segment's frames are encoded (and build it again for the
+        next), so it is not resident beside the prefill and decode: a lower peak for a rebuild per segment."""
         super().__init__(model, **options)
+        self.release_tower = release_tower
         self._pairs: list[FramePair] = []
 
     def turn_ids(self, frames: list[np.ndarray], timestamps: list[float]) -> list[int]:
@@ -165,6 +168,8 @@ class VisionCaptioner(ChatCaptioner):
         """
         rgb = [np.ascontiguousarray(f[..., ::-1]) for f in frames]  # OpenCV frames are BGR
         self._pairs = pairs_of(self.model.vision.encode_frames(rgb, size=frames[0].shape[:2]), timestamps)
+        if self.release_tower:
+            self.model.release_vision()
         return self.model.build_prompt(self.state, self._turn_parts()).ids.tolist()
 
     def prefill_turn(self, state: HybridState, ids: list[int], frames: list[np.ndarray],
