@@ -29,11 +29,24 @@ module's Python code: a whole-graph copy and code generation per subgraph, 55 of
 decoder's ``forward`` spent partitioning and preprocessing. ``SortedInPlace`` moves the nodes into the very
 order that copy would have (with the same users order, names and node index, so every later step sees the
 same graph) and generates the code once, after the last cut; the program is the same byte for byte.
+
+Before any cut, XNNPACK's partitioner merges its candidate partitions pair by pair (~150 of them for a
+24-layer decoder, so ~10,000 pairs), refusing a merge that would make a cycle: whether any node outside the
+pair that uses it reaches back into it. ExecuTorch answers that by walking each such user's whole downstream
+set (thousands of nodes) in Python. ``DisjointMerges`` asks the same question as one set operation
+(``isdisjoint``, which walks the smaller set in C); the partitions are the same.
+
+ExecuTorch's conversion re-traces a whole method twice before its edge passes: once to functionalize it
+(``run_decompositions({})``), once to apply its default decompositions less the ops the partitioner keeps.
+``decomposed_once`` does both in one re-trace (``run_decompositions`` of that table functionalizes too), and
+``Functionalized`` answers ExecuTorch's first call with that program; the second then finds nothing left to
+decompose and is skipped by ExecuTorch itself.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import inspect
 import operator
@@ -43,12 +56,15 @@ from typing import Any
 import torch
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 from executorch.backends.xnnpack.xnnpack_preprocess import XnnpackBackend
+from executorch.exir.backend.canonical_partitioners.group_partitioner import GroupBasedPartitioner
 from executorch.exir import (EdgeCompileConfig, EdgeProgramManager, ExecutorchBackendConfig,
                              to_edge_transform_and_lower)
 from executorch.exir.pass_base import ExportPass, PassResult, _ExportPassBase
+from executorch.exir.tracer import _default_decomposition_table
 from executorch.exir.passes import MemoryPlanningPass
 from torch.export import ExportedProgram
 from torch.fx.graph import _FindNodesLookupTable, _Namespace
+from torch.fx.passes.utils.fuser_utils import validate_partition
 from torch.fx.passes.utils.matcher_utils import SubgraphMatcher
 
 from edgekit.export.phases import Phases
@@ -90,8 +106,11 @@ def _lower_method(name: str, program: ExportedProgram, timer: Phases) -> Exporte
     that left an op outside XNNPACK (which ExecuTorch refuses)."""
     def convert(checked: bool) -> ExportedProgram:
         timer.start(f"edge dialect: {name}" + (" (checked)" if checked else ""))
-        return to_edge_transform_and_lower({name: program}, compile_config=COMPILE_CONFIG,
-                                           partitioner=[_TimedPartitioner(timer, name, checked)]).exported_program(name)
+        partitioner = _TimedPartitioner(timer, name, checked)
+        given = program if checked else decomposed_once(program, partitioner)
+        with contextlib.nullcontext() if checked else Functionalized(given):
+            return to_edge_transform_and_lower({name: given}, compile_config=COMPILE_CONFIG,
+                                               partitioner=[partitioner]).exported_program(name)
 
     try:
         return convert(checked=False)
@@ -99,6 +118,39 @@ def _lower_method(name: str, program: ExportedProgram, timer: Phases) -> Exporte
         if NOT_DELEGATED not in str(err):
             raise
         return convert(checked=True)
+
+
+def decomposed_once(program: ExportedProgram, partitioner: XnnpackPartitioner) -> ExportedProgram:
+    """``program`` functionalized and decomposed by ExecuTorch's default table, less the ops the (unchecked)
+    ``partitioner`` keeps whole, in one re-trace: what ExecuTorch's conversion does in two (see the module
+    docstring)."""
+    table = _default_decomposition_table()
+    for op in partitioner.ops_to_not_decompose(program)[0]:
+        table.pop(op, None)
+    return program.run_decompositions(table)
+
+
+class Functionalized:
+    """While active, ``run_decompositions({})`` (functionalization, nothing decomposed) of ``program`` returns
+    ``program`` itself: for a program ``decomposed_once`` made, which is functional already."""
+
+    def __init__(self, program: ExportedProgram) -> None:
+        self._program = program
+
+    def __enter__(self) -> Functionalized:
+        self._run = run = ExportedProgram.run_decompositions
+        program = self._program
+
+        def run_decompositions(self: ExportedProgram, decomp_table: dict | None = None, *args: Any, **kwargs: Any):
+            if self is program and decomp_table == {} and not args and not kwargs:
+                return self
+            return run(self, decomp_table, *args, **kwargs)
+
+        ExportedProgram.run_decompositions = run_decompositions
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        ExportedProgram.run_decompositions = self._run
 
 
 def _fingerprint(program: ExportedProgram, compile_specs: list) -> bytes:
@@ -341,6 +393,29 @@ class SortedInPlace:
         lowered_backend_module.legalize_graph = self._legalize
 
 
+def can_merge_without_cycle(partitioner: GroupBasedPartitioner, p1: int, p2: int, partitions_by_id: dict) -> bool:
+    """``GroupBasedPartitioner._can_merge_partitions``, answered with ``isdisjoint`` (see the module docstring)."""
+    combined = set(partitions_by_id[p1].nodes) | set(partitions_by_id[p2].nodes)
+    downstreams = partitioner.dependency_viewer.downstreams_of
+    for node in combined:
+        for user in node.users:
+            if user not in combined and not combined.isdisjoint(downstreams(user)):
+                return False
+    return validate_partition(list(combined))
+
+
+class DisjointMerges:
+    """While active, XNNPACK's partitioner checks a merge for cycles with ``can_merge_without_cycle``."""
+
+    def __enter__(self) -> DisjointMerges:
+        self._check = GroupBasedPartitioner._can_merge_partitions
+        GroupBasedPartitioner._can_merge_partitions = can_merge_without_cycle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        GroupBasedPartitioner._can_merge_partitions = self._check
+
+
 def backend_config() -> ExecutorchBackendConfig:
     """Memory planning with the state buffers shared by name across methods (``get_state``/``set_state``)."""
     return ExecutorchBackendConfig(
@@ -353,7 +428,8 @@ def lower(programs: dict[str, ExportedProgram], constants: dict[str, object], ph
     ``constants`` as constant methods; each step a phase on ``phases``."""
     timer = phases or Phases()
     lowered = {}
-    with SharedPreprocess() as shared, LazyRetrace() as lazy, ScreenedMatches() as screened, SortedInPlace() as sorted_:
+    with (SharedPreprocess() as shared, LazyRetrace() as lazy, ScreenedMatches() as screened,
+          SortedInPlace() as sorted_, DisjointMerges()):
         for name in list(programs):
             lowered[name] = _lower_method(name, programs.pop(name), timer)
     timer.notes.update(xnnpack_subgraphs=shared.seen, xnnpack_subgraphs_shared=shared.reused,

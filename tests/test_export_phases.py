@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pytest
 import torch
@@ -99,11 +101,12 @@ def _export(module, x):
     return torch.export.export(module.eval(), (x,), strict=False)
 
 
-def test_the_quick_lowering_gives_executorchs_own_program_byte_for_byte():
+def test_the_quick_lowering_gives_executorchs_own_program_byte_for_byte(monkeypatch):
     """Lowered without per-node support checks, with XNNPACK's idle re-traces and hopeless pattern searches
-    skipped, a program with 8da4w linear layers and a conv is the very program ExecuTorch's stock lowering
-    writes."""
+    skipped and the method decomposed in one re-trace instead of two, a program with 8da4w linear layers and a
+    conv is the very program ExecuTorch's stock lowering writes."""
     pytest.importorskip("executorch")
+    from torch.export import ExportedProgram
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
     from torchao.quantization.granularity import PerGroup
@@ -115,12 +118,22 @@ def test_the_quick_lowering_gives_executorchs_own_program_byte_for_byte():
     block = _Block()
     _quantize_linears(block, torch.int4, PerGroup(32), lambda fqn: True)
     x = torch.randn(1, 5, 64)
+    retraces = []  # re-traces of the whole method (XNNPACK's pattern graphs have their own)
+    run = ExportedProgram.run_decompositions
+
+    def counted(program: ExportedProgram, *args, **kwargs):
+        retraces.append(any(node.name.startswith("p_up_") for node in program.graph.nodes if node.op == "placeholder"))
+        return run(program, *args, **kwargs)
+
+    monkeypatch.setattr(ExportedProgram, "run_decompositions", counted)
     with torch.no_grad():
         stock = to_edge_transform_and_lower(_export(block, x), compile_config=COMPILE_CONFIG,
                                             partitioner=[XnnpackPartitioner()]).to_executorch(backend_config()).buffer
+        stock_retraces, retraces[:] = retraces.count(True), []
         phases = Phases()
         ours = lower({"forward": _export(block, x)}, {}, phases)
     assert ours == stock
+    assert (stock_retraces, retraces.count(True)) == (3, 1)  # the stock lowering is the checked one
     assert phases.notes["xnnpack_retraces_skipped"] > 0
     assert phases.notes["pattern_searches_screened"] > 0  # no upsampling, no attention: nothing to search for
     assert phases.notes["graph_sorts_in_place"] >= 2  # a sort after each delegated subgraph is cut out
@@ -192,3 +205,52 @@ def test_an_op_xnnpack_refuses_sends_the_method_through_the_checked_lowering():
     assert names.index("edge dialect: forward") < names.index("edge dialect: forward (checked)")
     method = Runtime.get().load_program(pte).load_method("forward")
     assert torch.allclose(method.execute([x])[0], expected)
+
+
+@pytest.mark.parametrize("with_final_check", [True, False])
+def test_the_set_cycle_check_answers_as_executorchs_for_every_pair(with_final_check, monkeypatch):
+    """On a graph with a skip connection around a chain, every pair of node sets gets the answer ExecuTorch's
+    own cycle check gives, merges that would close a cycle refused and others allowed; also with the final
+    breadth-first ``validate_partition`` taken out, so that the downstream-set check is compared by itself."""
+    pytest.importorskip("executorch")
+    import itertools
+
+    from executorch.exir.backend.canonical_partitioners.group_partitioner import GroupBasedPartitioner
+    from torch.fx.passes.infra.partitioner import Partition
+    from torch.fx.passes.operator_support import OperatorSupportBase
+
+    import torch.fx.passes.utils.fuser_utils as fuser_utils
+
+    import edgekit.export.xnnpack_lowering as lowering
+    from edgekit.export.xnnpack_lowering import can_merge_without_cycle
+
+    if not with_final_check:
+        monkeypatch.setattr(fuser_utils, "validate_partition", lambda nodes: True)
+        monkeypatch.setattr(lowering, "validate_partition", lambda nodes: True)
+
+    class Chain(torch.nn.Module):
+        def forward(self, x):
+            a = torch.relu(x)
+            b = torch.neg(a)
+            c = torch.sigmoid(b)
+            d = a + c
+            e = torch.tanh(d)
+            return e * b, torch.exp(a)
+
+    class Everything(OperatorSupportBase):
+        def is_node_supported(self, submodules, node) -> bool:
+            return True
+
+    module = torch.fx.symbolic_trace(Chain())
+    partitioner = GroupBasedPartitioner(module, Everything())
+    calls = [node for node in module.graph.nodes if node.op == "call_function"]
+    groups = [set(g) for size in (1, 2) for g in itertools.combinations(calls, size)]
+    answers = collections.Counter()
+    for first, second in itertools.combinations(groups, 2):
+        if first & second:
+            continue
+        partitions = {0: Partition(0, list(first)), 1: Partition(1, list(second))}
+        stock = GroupBasedPartitioner._can_merge_partitions(partitioner, 0, 1, partitions)
+        assert can_merge_without_cycle(partitioner, 0, 1, partitions) == stock, (first, second)
+        answers[stock] += 1
+    assert answers[True] > 0 and answers[False] > 0
