@@ -30,8 +30,8 @@ decoder's ``forward`` spent partitioning and preprocessing. ``SortedInPlace`` mo
 order that copy would have (with the same users order, names and node index, so every later step sees the
 same graph) and generates the code once, after the last cut; the program is the same byte for byte.
 
-Before any cut, XNNPACK's partitioner merges its candidate partitions pair by pair (~150 of them for a
-24-layer decoder, so ~10,000 pairs), refusing a merge that would make a cycle: whether any node outside the
+Before any cut, XNNPACK's partitioner merges its candidate partitions pair by pair (thousands of pairs
+per decoder method), refusing a merge that would make a cycle: whether any node outside the
 pair that uses it reaches back into it. ExecuTorch answers that by walking each such user's whole downstream
 set (thousands of nodes) in Python. ``DisjointMerges`` asks the same question as one set operation
 (``isdisjoint``, which walks the smaller set in C); the partitions are the same.
