@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, help="an exported int4 ONNX bundle with vision (default: export one)")
     parser.add_argument("--name", help="results file stem (default summarize-<model>)")
     parser.add_argument("--low-memory", action="store_true", help="run summarize with --low-memory")
+    parser.add_argument("--max-context", type=int, help="run summarize with this --max-context (default: the bundle's)")
     args = parser.parse_args()
     machine = machine_info()
     bundle = args.bundle or cached_bundle(args.model)
@@ -85,7 +86,8 @@ def main() -> None:
         clip = write_clip(Path(tmp) / "clip.avi", args.seconds)
         cmd = [sys.executable, "-m", "edgekit", "summarize", str(bundle), str(clip), "-o", str(Path(tmp) / "out"),
                "--size", str(args.size), "--fps", str(args.fps), "--segment", args.segment,
-               "--threads", str(args.threads), *(["--low-memory"] if args.low_memory else [])]
+               "--threads", str(args.threads), *(["--low-memory"] if args.low_memory else []),
+               *(["--max-context", str(args.max_context)] if args.max_context else [])]
         log = Path(tmp) / "summarize.log"
         measured = run_measured(cmd, log)
         if measured.returncode:
@@ -109,7 +111,8 @@ def main() -> None:
     md = (f"# edgekit summarize speed — `{args.model}`\n\n- Date: {result['date']}\n"
           f"- Versions: {', '.join(f'{k} {v}' for k, v in result['versions'].items())}\n"
           f"- Settings: {args.seconds:g} s clip ({result['settings']['clip']}), --size {args.size}, --fps {args.fps:g}, "
-          f"--segment {args.segment}{' --low-memory' if args.low_memory else ''}, {args.threads} threads; captioner: {result['captioner']}\n\n"
+          f"--segment {args.segment}{' --low-memory' if args.low_memory else ''}"
+          f"{f' --max-context {args.max_context}' if args.max_context else ''}, {args.threads} threads; captioner: {result['captioner']}\n\n"
           "| segments | frames seen by the model | wall time (s) | real-time factor | peak RSS (MiB) |\n"
           "|---|---|---|---|---|\n"
           f"| {result['segments']} | {result['frames_captioned']} | {measured.wall_s:.1f} | {result['real_time_factor']:.2f} | "
