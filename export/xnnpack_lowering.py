@@ -56,12 +56,12 @@ from typing import Any
 import torch
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 from executorch.backends.xnnpack.xnnpack_preprocess import XnnpackBackend
-from executorch.exir.backend.canonical_partitioners.group_partitioner import GroupBasedPartitioner
 from executorch.exir import (EdgeCompileConfig, EdgeProgramManager, ExecutorchBackendConfig,
                              to_edge_transform_and_lower)
+from executorch.exir.backend.canonical_partitioners.group_partitioner import GroupBasedPartitioner
 from executorch.exir.pass_base import ExportPass, PassResult, _ExportPassBase
-from executorch.exir.tracer import _default_decomposition_table
 from executorch.exir.passes import MemoryPlanningPass
+from executorch.exir.tracer import _default_decomposition_table
 from torch.export import ExportedProgram
 from torch.fx.graph import _FindNodesLookupTable, _Namespace
 from torch.fx.passes.utils.fuser_utils import validate_partition

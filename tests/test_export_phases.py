@@ -106,9 +106,9 @@ def test_the_quick_lowering_gives_executorchs_own_program_byte_for_byte(monkeypa
     skipped and the method decomposed in one re-trace instead of two, a program with 8da4w linear layers and a
     conv is the very program ExecuTorch's stock lowering writes."""
     pytest.importorskip("executorch")
-    from torch.export import ExportedProgram
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
+    from torch.export import ExportedProgram
     from torchao.quantization.granularity import PerGroup
 
     from edgekit.export.executorch_export import _quantize_linears
@@ -215,11 +215,10 @@ def test_the_set_cycle_check_answers_as_executorchs_for_every_pair(with_final_ch
     pytest.importorskip("executorch")
     import itertools
 
+    import torch.fx.passes.utils.fuser_utils as fuser_utils
     from executorch.exir.backend.canonical_partitioners.group_partitioner import GroupBasedPartitioner
     from torch.fx.passes.infra.partitioner import Partition
     from torch.fx.passes.operator_support import OperatorSupportBase
-
-    import torch.fx.passes.utils.fuser_utils as fuser_utils
 
     import edgekit.export.xnnpack_lowering as lowering
     from edgekit.export.xnnpack_lowering import can_merge_without_cycle
