@@ -47,6 +47,12 @@ def int4_bundle(tmp_path_factory):
     return _bundle(tmp_path_factory, "int4", quant="int4")
 
 
+@pytest.fixture(scope="session")
+def int4_block64_bundle(tmp_path_factory):
+    """int4 in blocks of 64 (tiny-random's dims are 64 wide, so 128 does not divide them)."""
+    return _bundle(tmp_path_factory, "int4-block64", quant="int4", block_size=64)
+
+
 def _et_bundle(tmp_path_factory, name: str, **kw):
     pytest.importorskip("executorch")
     from edgekit.export.executorch_export import export_executorch

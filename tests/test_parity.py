@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import edgekit
+from edgekit.bundle import Bundle
 from hf_reference import HFRunner
 
 PREFILL_LENGTHS = [1, 7, 64, 200]
@@ -72,14 +73,17 @@ def test_greedy_generation_identical_token_for_token(fp32_bundle, tiny_hf):
     assert ours == ref
 
 
-def test_int4_top1_agreement(int4_bundle, tiny_hf):
+@pytest.mark.parametrize("bundle_fixture", ["int4_bundle", "int4_block64_bundle"])
+def test_int4_top1_agreement(request, bundle_fixture, tiny_hf):
     """int4 vs the fp32 reference, teacher-forced over 128 positions: top-1 agreement >= 95%."""
     seq = _prompt(128, seed=2)
     ref = HFRunner(tiny_hf).all_logits(seq)
-    model = edgekit.load(int4_bundle)
+    bundle = request.getfixturevalue(bundle_fixture)
+    block = Bundle.open(bundle).manifest.quantization["block_size"]
+    model = edgekit.load(bundle)
     state = model.new_state()
     ours = np.stack([model.step(state, t) for t in seq])
     agree = float(np.mean(ours.argmax(-1) == ref.argmax(-1)))
     rel_err = float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
-    print(f"int4 (block 32) vs fp32 transformers: top-1 agreement {agree:.3f}, relative logit error {rel_err:.4f}")
+    print(f"int4 (block {block}) vs fp32 transformers: top-1 agreement {agree:.3f}, relative logit error {rel_err:.4f}")
     assert agree >= 0.95, f"top-1 agreement {agree:.3f}, relative logit error {rel_err:.4f}"

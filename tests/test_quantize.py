@@ -29,22 +29,24 @@ def test_roundtrip_error_is_bounded(block):
                                np.take_along_axis(blocks, idx, -1), rtol=1e-6)
 
 
-def test_onnxruntime_kernels_read_our_layout():
-    n, k = 96, 64
+@pytest.mark.parametrize("block", [32, 64, 128])
+def test_onnxruntime_kernels_read_our_layout(block):
+    n, k = 96, 256
     w = np.random.default_rng(1).standard_normal((n, k)).astype(np.float32)
-    q = quantize_int4(w, 32)
+    q = quantize_int4(w, block)
     nodes = [
-        helper.make_node("MatMulNBits", ["x", "B", "S"], ["y"], domain="com.microsoft", K=k, N=n, bits=4, block_size=32),
+        helper.make_node("MatMulNBits", ["x", "B", "S"], ["y"], domain="com.microsoft", K=k, N=n, bits=4,
+                         block_size=block),
         helper.make_node("Reshape", ["S", "shape"], ["S3"]),
         helper.make_node("GatherBlockQuantized", ["B", "ids", "S3"], ["e"], domain="com.microsoft", bits=4,
-                         block_size=32, gather_axis=0, quantize_axis=2),
+                         block_size=block, gather_axis=0, quantize_axis=2),
     ]
     graph = helper.make_graph(
         nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, k]),
                      helper.make_tensor_value_info("ids", TensorProto.INT64, [3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None), helper.make_tensor_value_info("e", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(q.packed, "B"), numpy_helper.from_array(q.scales, "S"),
-         numpy_helper.from_array(np.array([n, k // 32, 1]), "shape")])
+         numpy_helper.from_array(np.array([n, k // block, 1]), "shape")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23), helper.make_opsetid("com.microsoft", 1)],
                               ir_version=10)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
