@@ -40,5 +40,8 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
     print(f"  {f.stem:28s} top-1 {r['top1_agreement']:.3f} over {r['positions']} positions, "
           f"max |dlogit| {r['max_abs_logit_diff']:.2e}, mean {r['mean_abs_logit_diff']:.2e}")
 PY
-step "done (pytest exit $status)"
+# The aarch64 memory benchmark's smoke (benchmarks/arm64_memory.py; the real run is on the 0.8B shape).
+python "$repo/benchmarks/arm64_memory.py" "$work/bundles/int4" --cpus cortex-a76 --name arm64-memory-tiny-random \
+  || status=1
+step "done (exit $status)"
 exit $status
