@@ -43,8 +43,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "+no-arena": ("onnxruntime CPU arena off", OFF + ["arena=0"]),
     "previous": ("the levers above together, mapped weights paged out only after the session is built (edgekit "
                  "before the build-time page-out)", ["build_release=0"]),
+    "after-slow-build-release": ("the defaults, but the build's page-out checked every 20 ms at 32 MiB steps "
+                                 "(edgekit before 2026-12-04)", ["build_every_ms=20", "build_step_mib=32"]),
     "after": ("the defaults: the levers kept (the above, and mapped weights paged out while the session is "
-              "built, at each 32 MiB of file-backed growth)", []),
+              "built, checked every 2 ms, at each 8 MiB of file-backed growth)", []),
     "after-no-arena": ("the defaults with onnxruntime's CPU arena off", ["arena=0"]),
 }
 

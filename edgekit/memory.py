@@ -22,7 +22,12 @@ from pathlib import Path
 
 MIB = 2**20
 MADV_PAGEOUT = 21  # Linux >= 5.4: reclaim these pages now (clean file pages are dropped, re-read on next use)
-_release = {"enabled": True, "page_out": True, "while_building": True}
+# While a session builds, its file-backed RSS is checked every BUILD_EVERY_S and the mapped weights are paged out at
+# each BUILD_STEP of growth. onnxruntime reads the last weights (the 121 MiB int4 embedding, for the tied lm_head)
+# in a burst of ~50 ms; checked every 20 ms at 32 MiB steps, that burst was resident on top of the finished
+# packed copy, 55-80 MiB over the steady state (docs/memory.md).
+BUILD_EVERY_S, BUILD_STEP = 0.002, 8 * MIB
+_release = {"enabled": True, "page_out": True, "while_building": True, "every_s": BUILD_EVERY_S, "step": BUILD_STEP}
 
 
 @dataclass(frozen=True)
@@ -70,10 +75,12 @@ def _malloc_trim():
     return trim
 
 
-def set_heap_release(enabled: bool, page_out: bool = True, while_building: bool = True) -> None:
+def set_heap_release(enabled: bool, page_out: bool = True, while_building: bool = True,
+                     build_every_s: float = BUILD_EVERY_S, build_step: int = BUILD_STEP) -> None:
     """Turn ``release_freed_heap``, ``page_out_mapped`` and ``released_while_building`` on or off for this
-    process (off: measure what each saves)."""
-    _release["enabled"], _release["page_out"], _release["while_building"] = enabled, page_out, while_building
+    process (off: measure what each saves), and set the latter's pacing."""
+    _release.update(enabled=enabled, page_out=page_out, while_building=while_building, every_s=build_every_s,
+                    step=build_step)
 
 
 def page_out_mapped(folder: Path) -> int:
@@ -129,10 +136,10 @@ def _file_resident() -> int | None:
 
 
 @contextmanager
-def released_while_building(folder: Path, every_s: float = 0.02, step: int = 32 * MIB) -> Iterator[None]:
+def released_while_building(folder: Path, every_s: float | None = None, step: int | None = None) -> Iterator[None]:
     """While the block builds an onnxruntime session on weights in ``folder``, page out their mapped pages
-    each time the file-backed RSS has grown by ``step`` (checked every ``every_s`` s); at the end, page them
-    out and give freed heap back.
+    each time the file-backed RSS has grown by ``step`` (checked every ``every_s`` s; default: the process's
+    pacing, ``set_heap_release``); at the end, page them out and give freed heap back.
 
     The build maps every external-data weight and reads it to pre-pack it into its own buffer. It unmaps
     part of them once packed but keeps the rest mapped, among them the embedding table that the gather
@@ -143,6 +150,8 @@ def released_while_building(folder: Path, every_s: float = 0.02, step: int = 32 
     happens whether or not the thread ran (each part has its switch).
     """
     done = threading.Event()
+    every_s = _release["every_s"] if every_s is None else every_s
+    step = _release["step"] if step is None else step
 
     def release() -> None:
         base = _file_resident()

@@ -16,7 +16,7 @@ import onnxruntime as ort
 
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
-from edgekit.memory import MIB, release_freed_heap, released_while_building
+from edgekit.memory import release_freed_heap, released_while_building
 from edgekit.multimodal import VisionEmbeds
 from edgekit.vision_preprocess import VisionInput, position_taps, preprocess_image, rotary_tables, video_pairs
 
@@ -54,7 +54,7 @@ class VisionEncoder:
         opts.enable_cpu_mem_arena = False
         path = bundle.file(spec.file)
         try:
-            with released_while_building(bundle.path, step=8 * MIB):  # a small file, rebuilt per segment
+            with released_while_building(bundle.path):
                 self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime's own exception types, multi-line messages
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

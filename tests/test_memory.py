@@ -118,6 +118,8 @@ def test_levers_parse_flags_and_session_config():
     levers = Levers.parse(["release_heap=0", "session.disable_prepacking=1", "reserved_kv=off"])
     assert (levers.release_heap, levers.reserved_kv, levers.tokenizer_first) == (False, False, True)
     assert levers.session_config == {"session.disable_prepacking": "1"}
+    paced = Levers.parse(["build_every_ms=20", "build_step_mib=32"])
+    assert (paced.build_every_ms, paced.build_step_mib, paced.session_config) == (20.0, 32.0, {})
 
 
 @pytest.mark.skipif(resident() is None, reason="needs /proc/self/smaps_rollup")
@@ -154,16 +156,20 @@ def test_paged_out_mapping_reads_back_the_same_bytes(tmp_path):
 def test_mapped_pages_released_while_the_block_runs(tmp_path):
     data = np.random.default_rng(2).integers(0, 255, 64 * mmap.PAGESIZE, dtype=np.uint8)
     data.tofile(tmp_path / "weights.bin")
-    with released_while_building(tmp_path, every_s=0.01, step=0):  # a pass at every tick
-        mapped = np.memmap(tmp_path / "weights.bin", dtype=np.uint8, mode="r")
-        assert np.array_equal(mapped, data)  # every page read: resident
-        for _ in range(500):  # the release thread pages them out while the block still runs
-            if _mapped_rss(mapped) == 0:
-                break
-            time.sleep(0.01)
-        else:
-            pytest.skip("this kernel has no MADV_PAGEOUT (Linux < 5.4)")
-        assert np.array_equal(mapped, data)  # read back from the file
+    set_heap_release(True, build_every_s=0.01, build_step=0)  # the process's pacing: a pass at every tick
+    try:
+        with released_while_building(tmp_path):
+            mapped = np.memmap(tmp_path / "weights.bin", dtype=np.uint8, mode="r")
+            assert np.array_equal(mapped, data)  # every page read: resident
+            for _ in range(500):  # the release thread pages them out while the block still runs
+                if _mapped_rss(mapped) == 0:
+                    break
+                time.sleep(0.01)
+            else:
+                pytest.skip("this kernel has no MADV_PAGEOUT (Linux < 5.4)")
+            assert np.array_equal(mapped, data)  # read back from the file
+    finally:
+        set_heap_release(True)
     assert _mapped_rss(mapped) == 0  # and once more at the end
 
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.memory import resident, set_heap_release
+from edgekit.memory import BUILD_EVERY_S, BUILD_STEP, MIB, resident, set_heap_release
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,9 @@ class Levers:
 
     release_heap: bool = True      # give freed heap back to the OS after the tokenizer and each session
     page_out: bool = True          # drop the mapped weight pages onnxruntime read once to pre-pack them
-    build_release: bool = True     # ... also while the session is built (each 32 MiB of file-backed growth)
+    build_release: bool = True     # ... also while the session is built (each 8 MiB of file-backed growth)
+    build_every_ms: float = BUILD_EVERY_S * 1000  # ... checked this often
+    build_step_mib: float = BUILD_STEP / MIB
     tokenizer_first: bool = True   # load the tokenizer before the weights (its load peaks on temporaries)
     reserved_kv: bool = True       # KV pages resident only as rows are written (off: the whole budget at once)
     arena: bool = True             # onnxruntime's CPU memory arena
@@ -38,12 +40,16 @@ class Levers:
 
     @classmethod
     def parse(cls, pairs: list[str]) -> "Levers":
-        """``release_heap=0``, ``session.disable_prepacking=1``...: booleans by name, the rest session config."""
-        flags, config = {}, {}
+        """``release_heap=0``, ``build_every_ms=20``, ``session.disable_prepacking=1``...: booleans and the
+        build's pacing by name, the rest session config."""
+        flags: dict[str, Any] = {}
+        config = {}
         for pair in pairs:
             key, _, value = pair.partition("=")
             if key in ("release_heap", "page_out", "build_release", "tokenizer_first", "reserved_kv", "arena"):
                 flags[key] = value not in ("0", "false", "off")
+            elif key in ("build_every_ms", "build_step_mib"):
+                flags[key] = float(value)
             else:
                 config[key] = value
         return cls(**flags, session_config=config)
@@ -70,7 +76,8 @@ def measure_stages(bundle_dir: str | Path, threads: int | None = 2, max_context:
     """
     stages = _Stages()
     stages.mark("python")
-    set_heap_release(levers.release_heap, levers.page_out, levers.build_release)
+    set_heap_release(levers.release_heap, levers.page_out, levers.build_release, levers.build_every_ms / 1000,
+                     int(levers.build_step_mib * MIB))
     import numpy as np
 
     from edgekit.bundle import Bundle
@@ -186,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-context", type=int, default=None)
     parser.add_argument("--no-vision", action="store_true")
     parser.add_argument("--lever", action="append", default=[], help="K=V: release_heap=0, page_out=0, build_release=0, "
-                        "reserved_kv=0, "
+                        "build_every_ms=N, build_step_mib=N, reserved_kv=0, "
                         "tokenizer_first=0, arena=0 or an onnxruntime session config entry")
     args = parser.parse_args(argv)
     result = measure_stages(args.bundle, args.threads, args.max_context, args.pp, args.tg, not args.no_vision,
