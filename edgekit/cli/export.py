@@ -22,7 +22,7 @@ def export(
     quant: Optional[str] = typer.Option(None, "--quant", help="onnx: int4 (default) or fp32; executorch: 8da4w "
                                                              "(default) or fp32. fp32 is for parity checks."),
     block_size: int = typer.Option(32, "--block-size", help="int4 block (group) size: 32, 64 or 128. 128 gives "
-                                                             "a ~23% lower peak and faster decoding on onnxruntime, "
+                                                             "a 22-25% lower peak and faster decoding on onnxruntime, "
                                                              "with coarser rounding (docs/memory.md)."),
     target: str = typer.Option("cpu", "--target", help="cpu, rpi or android: sets context/chunk defaults."),
     max_context: Optional[int] = typer.Option(None, "--max-context", help="Context budget (tokens)."),
