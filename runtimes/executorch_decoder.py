@@ -133,6 +133,14 @@ class ExecuTorchDecoder:
         method, torch = self._program.load_method(name), self._torch
         return lambda *arrays: [out.numpy() for out in method.execute([torch.from_numpy(a) for a in arrays])]
 
+    def release_method(self, name: str) -> None:
+        """Free a method loaded by ``method`` once nothing else holds it; ``method`` loads it again. ExecuTorch's
+        ``Program`` keeps every method it has loaded for as long as it lives (``Program._methods`` in 1.5.1),
+        so its cached entry is cleared as well."""
+        cached = getattr(self._program, "_methods", None)
+        if isinstance(cached, dict) and cached.get(name) is not None:
+            cached[name] = None
+
     def write_etdump(self, path: str | Path) -> None:
         """Write the per-op times recorded so far (load with ``etdump=True``)."""
         self._program.write_etdump_result_to_file(str(path), str(Path(path).with_suffix(".debug")))

@@ -26,7 +26,13 @@ class ExecuTorchVisionEncoder:
     def __init__(self, bundle: Bundle, decoder: ExecuTorchDecoder) -> None:
         self.spec = bundle.manifest.vision
         self.size = self.spec.frame_size
+        self._decoder = decoder
         self._encode = decoder.method(self.spec.method)
+
+    def release(self) -> None:
+        """Free the ``vision_encoder`` method (its XNNPACK weights and buffers); this encoder is unusable after."""
+        self._encode = None
+        self._decoder.release_method(self.spec.method)
 
     @property
     def hidden_size(self) -> int:

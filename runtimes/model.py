@@ -84,6 +84,8 @@ class Model:
     def release_vision(self) -> None:
         """Free the vision encoder (``model.vision`` loads it again when next used): text-only turns after
         an image need not keep the tower resident."""
+        if self._vision is not None:
+            self._vision.release()
         self._vision = None
         release_freed_heap()
 

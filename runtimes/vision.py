@@ -66,6 +66,10 @@ class VisionEncoder:
                                "the bundle is mismatched: re-export it")
         self._tables: dict[tuple[int, int], dict[str, np.ndarray]] = {}
 
+    def release(self) -> None:
+        """Drop the session (the tower's packed weights and buffers); this encoder is unusable after."""
+        self.session = None
+
     @property
     def hidden_size(self) -> int:
         return self.spec.out_hidden_size

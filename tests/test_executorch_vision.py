@@ -49,6 +49,17 @@ def test_vision_encoder_matches_transformers(model, tiny_hf):
     assert np.abs(ours.embeds - _hf_tower(tiny_hf, _reference_input(frames))).max() < 1e-4
 
 
+def test_release_vision_frees_the_method_and_it_loads_again(et_fp32_bundle):
+    model = edgekit.load(et_fp32_bundle)  # its own program: the module's model keeps its methods
+    frames = [_pixels(SIZE, SIZE, seed=3), _pixels(SIZE, SIZE, seed=4)]
+    first = model.vision.encode_frames(frames).embeds
+    program, method = model.decoder._program, model.bundle.manifest.vision.method
+    assert program._methods[method] is not None  # ExecuTorch's Program caches each method it loads
+    model.release_vision()
+    assert program._methods[method] is None  # so releasing the encoder must clear that entry too
+    assert np.array_equal(model.vision.encode_frames(frames).embeds, first)
+
+
 def test_8da8w_vision_encoder_is_close(tiny_hf):
     """The quantized tower alone (the same build and lowering as the 8da4w bundle's ``vision_encoder``)."""
     from executorch.runtime import Runtime
