@@ -38,7 +38,7 @@ from edgekit.device.memory_profile import stages_in_child
 from edgekit.files import atomic_write_text
 
 from machine import exporter_fingerprint, machine_info, versions  # beside this script
-from memory import cell, summarize
+from memory import cell, machine_lines, run_cells, summarize
 
 HERE = Path(__file__).resolve().parent
 PACKED_BYTES_PER_WEIGHT = {32: 0.75, 64: 0.625, 128: 0.5625}  # x86 MLAS, accuracy_level 4 (see the module doc)
@@ -94,14 +94,7 @@ def logit_error(folder: Path, ids: list[int], ref: np.ndarray) -> dict[str, floa
 
 
 def to_markdown(result: dict[str, Any]) -> str:
-    m, v = result["machine"], result["versions"]
-    flags = ", ".join(f"{k} {'yes' if on else 'no'}" for k, on in m["flags"].items())
-    lines = [f"# int4 block size: `{result['model']}` (ONNX)", "",
-             f"- Date: {result['date']}",
-             f"- Machine: {m['cpu']}; {m['cores']} cores ({m['usable_cores']} usable); "
-             f"{m['memory_bytes'] / 2**30:.1f} GiB; {flags}; load average {m['load_average_start']} → "
-             f"{m['load_average_end']}",
-             "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
+    lines = [f"# int4 block size: `{result['model']}` (ONNX)", "", *machine_lines(result),
              f"- Memory: {result['settings']['pp']}-token prefill, {result['settings']['tg']} greedy decode steps, "
              f"{result['settings']['threads']} threads, the bundle's default context; {result['runs']} runs per block "
              "size, interleaved, each a fresh process. Cells: median [min – max]",
@@ -118,12 +111,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         if "error" in s:
             lines.append(f"| {block} | error: {s['error']} ||||||||||||")
             continue
-        d = s["stages"]["decode"]
         lines.append(f"| {block} | {r['decoder_file_mib']:.0f} | {r['packed_estimate_mib']:.0f} | "
-                     f"{cell(s['peak_text_mib'])} | {cell(d['rss'])} | {d['anonymous']['median']:.0f} | "
-                     f"{d['file']['median']:.0f} | {cell(s['load_s'], 2)} | {cell(s['prefill_tok_s'])} | "
-                     f"{cell(s['decode_tok_s'], 1)} | {e['weight_rms_error']:.4f} | {e['top1_agreement']:.3f} | "
-                     f"{e['relative_logit_error']:.4f} |")
+                     f"{cell(s['peak_text_mib'])} | {run_cells(s)} | {e['weight_rms_error']:.4f} | "
+                     f"{e['top1_agreement']:.3f} | {e['relative_logit_error']:.4f} |")
     lines += ["", "Packed copy, est.: the `MatMulNBits` weights times the bytes a weight onnxruntime's x86 "
               "int8-activation kernels keep (0.75 at block 32, 0.625 at 64, 0.5625 at 128).", ""]
     return "\n".join(lines)

@@ -76,17 +76,30 @@ def cell(s: dict[str, float], digits: int = 0) -> str:
     return f"{s['median']:.{digits}f} [{s['min']:.{digits}f} – {s['max']:.{digits}f}]"
 
 
-def to_markdown(result: dict[str, Any]) -> str:
+def machine_lines(result: dict[str, Any]) -> list[str]:
+    """The results header's date, machine (CPU, cores, memory, SIMD flags, load average) and versions lines."""
     m, v = result["machine"], result["versions"]
     flags = ", ".join(f"{k} {'yes' if on else 'no'}" for k, on in m["flags"].items())
+    return [f"- Date: {result['date']}",
+            f"- Machine: {m['cpu']}; {m['cores']} cores ({m['usable_cores']} usable); "
+            f"{m['memory_bytes'] / 2**30:.1f} GiB; {flags}; load average {m['load_average_start']} → "
+            f"{m['load_average_end']}",
+            "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val)]
+
+
+def run_cells(s: dict[str, Any]) -> str:
+    """One summarized variant's table cells after its peak: RSS after decode, its anonymous and file-backed parts,
+    load time, prefill and decode speed."""
+    d = s["stages"]["decode"]
+    return (f"{cell(d['rss'])} | {d['anonymous']['median']:.0f} | {d['file']['median']:.0f} | "
+            f"{cell(s['load_s'], 2)} | {cell(s['prefill_tok_s'])} | {cell(s['decode_tok_s'], 1)}")
+
+
+def to_markdown(result: dict[str, Any]) -> str:
     first = next(s for s in result["variants"].values() if "error" not in s)
     weights = first["bundle"]["weights_bytes"] / 2**20
     lines = [f"# Memory: `{result['bundle']}` ({first['bundle']['backend']}, decoder weights {weights:.0f} MiB)", "",
-             f"- Date: {result['date']}",
-             f"- Machine: {m['cpu']}; {m['cores']} cores ({m['usable_cores']} usable); "
-             f"{m['memory_bytes'] / 2**30:.1f} GiB; {flags}; load average {m['load_average_start']} → "
-             f"{m['load_average_end']}",
-             "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
+             *machine_lines(result),
              f"- Settings: {result['settings']['pp']}-token prefill, {result['settings']['tg']} greedy decode steps, "
              f"{result['settings']['threads']} threads, context {first['settings']['max_context']} (the bundle's "
              f"default); {result['runs']} runs per variant, interleaved; each run a fresh process",
@@ -99,11 +112,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         if "error" in s:
             lines.append(f"| {name} | error: {s['error']} |||||||||")
             continue
-        d = s["stages"]["decode"]
         lines.append(f"| {name} | {cell(s['peak_text_mib'])} | {s['peak_text_mib']['median'] / weights:.2f} | "
-                     f"{cell(d['rss'])} | {d['anonymous']['median']:.0f} | {d['file']['median']:.0f} | "
-                     f"{cell(s['load_s'], 2)} | {cell(s['prefill_tok_s'])} | {cell(s['decode_tok_s'], 1)} | "
-                     f"{cell(s['peak_mib'])} |")
+                     f"{run_cells(s)} | {cell(s['peak_mib'])} |")
     lines += ["", "Variants: " + "; ".join(f"`{n}`: {VARIANTS[n][0]}" for n in result["variants"]), ""]
     for name in ("before", "previous", "after"):
         s = result["variants"].get(name)
