@@ -65,12 +65,12 @@ def in_guest(bundle: str, pp: int, tg: int) -> None:
 def lane_root_and_venv() -> tuple[str, str]:
     """The lane's arm64 root and a Pi venv with this checkout's edgekit (both cached by the lane's scripts)."""
     root = subprocess.run([str(LANE / "build-root.sh")], check=True, capture_output=True, text=True).stdout.strip()
-    dist = Path(tempfile.mkdtemp(prefix="edgekit-wheel-"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", str(HERE.parent), "--no-deps", "-w", str(dist)],
-                   check=True)
-    wheel = next(dist.glob("edgekit-*.whl"))
-    venv = subprocess.run([str(LANE / "build-venv.sh"), root, str(wheel), "pi"], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="edgekit-wheel-") as dist:  # the venv installs it; then not needed
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", str(HERE.parent), "--no-deps", "-w", dist],
+                       check=True)
+        wheel = next(Path(dist).glob("edgekit-*.whl"))
+        venv = subprocess.run([str(LANE / "build-venv.sh"), root, str(wheel), "pi"], check=True,
+                              capture_output=True, text=True).stdout.strip()
     return root, venv
 
 
